@@ -1,0 +1,334 @@
+//! Frame encoding and decoding over plain byte slices.
+//!
+//! A frame is a big-endian `u32` length, then that many bytes: a type byte and the payload. The
+//! decoder reads the length before anything else and refuses one over the caller's limit before
+//! it allocates; it never panics, whatever the input (fuzzed in `fuzz/`).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::frame::{ErrorCode, Frame, FrameType, LeftReason};
+use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
+
+/// Bytes before a frame's payload: the `u32` length and the type byte.
+pub const HEADER_LEN: usize = 5;
+
+/// What `peek_header` learns from the first bytes of a frame, without looking at its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// The raw type byte (may be unknown to this version).
+    pub type_byte: u8,
+    /// Bytes of payload after the type byte.
+    pub payload_len: usize,
+}
+
+impl Header {
+    /// Bytes the whole frame takes on the wire, header included.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.payload_len
+    }
+
+    /// The frame type, if this version knows the type byte.
+    pub fn frame_type(&self) -> Option<FrameType> {
+        FrameType::from_u8(self.type_byte)
+    }
+}
+
+/// Why bytes could not be decoded into a frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The length field is zero: there is not even a type byte. The stream cannot be trusted.
+    #[error("frame length is 0 (a frame holds at least its type byte)")]
+    EmptyFrame,
+    /// The length field is over the limit. The stream cannot be trusted.
+    #[error("frame of {len} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// Length announced by the frame.
+        len: usize,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The type byte is unknown; the whole frame can be skipped.
+    #[error("unknown frame type 0x{type_byte:02x}")]
+    UnknownType {
+        /// The unknown type byte.
+        type_byte: u8,
+        /// Bytes to skip to reach the next frame.
+        frame_len: usize,
+    },
+    /// A field is missing, too long, or out of range; the whole frame can be skipped.
+    #[error("malformed {frame_type:?} frame: {reason}")]
+    Malformed {
+        /// The frame's type.
+        frame_type: FrameType,
+        /// What is wrong with it.
+        reason: &'static str,
+        /// Bytes to skip to reach the next frame.
+        frame_len: usize,
+    },
+    /// A text field is not UTF-8; the whole frame can be skipped.
+    #[error("{frame_type:?} frame text is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The frame's type.
+        frame_type: FrameType,
+        /// Bytes to skip to reach the next frame.
+        frame_len: usize,
+    },
+}
+
+impl DecodeError {
+    /// Bytes to skip to step over the bad frame and go on, or `None` when the frame boundary is
+    /// lost and the connection must be closed.
+    pub fn skip_len(&self) -> Option<usize> {
+        match self {
+            Self::EmptyFrame | Self::TooLarge { .. } => None,
+            Self::UnknownType { frame_len, .. }
+            | Self::Malformed { frame_len, .. }
+            | Self::InvalidUtf8 { frame_len, .. } => Some(*frame_len),
+        }
+    }
+
+    /// The protocol error code to report to the peer that sent the bad frame.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::EmptyFrame | Self::Malformed { .. } => ErrorCode::MalformedFrame,
+            Self::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            Self::UnknownType { .. } => ErrorCode::UnknownType,
+            Self::InvalidUtf8 { .. } => ErrorCode::InvalidUtf8,
+        }
+    }
+}
+
+/// Reads a frame header from the start of `buf`. `Ok(None)` means fewer than `HEADER_LEN` bytes
+/// are there yet. `max_frame_len` bounds the type byte plus payload, i.e. the length field.
+pub fn peek_header(buf: &[u8], max_frame_len: usize) -> Result<Option<Header>, DecodeError> {
+    let Some(head) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if len == 0 {
+        return Err(DecodeError::EmptyFrame);
+    }
+    if len > max_frame_len {
+        return Err(DecodeError::TooLarge {
+            len,
+            max: max_frame_len,
+        });
+    }
+    Ok(Some(Header {
+        type_byte: head[4],
+        payload_len: len - 1,
+    }))
+}
+
+/// Decodes the frame at the start of `buf`. Returns the frame and the bytes it took, or
+/// `Ok(None)` when `buf` does not yet hold a whole frame (read more and call again).
+pub fn decode(buf: &[u8], max_frame_len: usize) -> Result<Option<(Frame, usize)>, DecodeError> {
+    let Some(header) = peek_header(buf, max_frame_len)? else {
+        return Ok(None);
+    };
+    let frame_len = header.frame_len();
+    let Some(payload) = buf.get(HEADER_LEN..frame_len) else {
+        return Ok(None);
+    };
+    let Some(frame_type) = header.frame_type() else {
+        return Err(DecodeError::UnknownType {
+            type_byte: header.type_byte,
+            frame_len,
+        });
+    };
+    let frame = Fields {
+        rest: payload,
+        frame_type,
+        frame_len,
+    }
+    .parse()?;
+    Ok(Some((frame, frame_len)))
+}
+
+/// Appends `frame`, encoded, to `out`.
+pub fn encode(frame: &Frame, out: &mut BytesMut) {
+    let start = out.len();
+    out.put_u32(0); // patched below once the length is known
+    out.put_u8(frame.frame_type() as u8);
+    match frame {
+        Frame::Hello {
+            version,
+            features,
+            client,
+        } => {
+            out.put_slice(&HELLO_MAGIC);
+            out.put_u16(*version);
+            out.put_u32(*features);
+            out.put_slice(client.as_bytes());
+        }
+        Frame::Welcome {
+            version,
+            features,
+            max_message,
+            heartbeat_ms,
+            server,
+        } => {
+            out.put_u16(*version);
+            out.put_u32(*features);
+            out.put_u32(*max_message);
+            out.put_u32(*heartbeat_ms);
+            out.put_slice(server.as_bytes());
+        }
+        Frame::Nick(text)
+        | Frame::NickOk(text)
+        | Frame::Paired(text)
+        | Frame::Message(text)
+        | Frame::Shutdown(text) => out.put_slice(text.as_bytes()),
+        Frame::Left { reason, nick } => {
+            out.put_u8(*reason as u8);
+            out.put_slice(nick.as_bytes());
+        }
+        Frame::Ping(token) | Frame::Pong(token) => out.put_u64(*token),
+        Frame::Waiting | Frame::Bye => {}
+        Frame::Error { code, fatal, text } => {
+            out.put_u16(code.to_u16());
+            out.put_u8(u8::from(*fatal));
+            out.put_slice(text.as_bytes());
+        }
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// `encode` into a fresh vector, for tests and one-off frames.
+pub fn encode_to_vec(frame: &Frame) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode(frame, &mut out);
+    out.to_vec()
+}
+
+/// A cursor over one frame's payload that turns short or surplus bytes into `Malformed`.
+struct Fields<'a> {
+    rest: &'a [u8],
+    frame_type: FrameType,
+    frame_len: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn malformed(&self, reason: &'static str) -> DecodeError {
+        DecodeError::Malformed {
+            frame_type: self.frame_type,
+            reason,
+            frame_len: self.frame_len,
+        }
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let Some((head, rest)) = self.rest.split_first_chunk::<N>() else {
+            return Err(self.malformed("payload too short"));
+        };
+        self.rest = rest;
+        Ok(*head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.take()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+
+    /// The rest of the payload as UTF-8 text.
+    fn text(&mut self) -> Result<String, DecodeError> {
+        let bytes = std::mem::take(&mut self.rest);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => Err(DecodeError::InvalidUtf8 {
+                frame_type: self.frame_type,
+                frame_len: self.frame_len,
+            }),
+        }
+    }
+
+    /// The rest of the payload as UTF-8 text of at most `MAX_SHORT_TEXT` bytes.
+    fn short_text(&mut self) -> Result<String, DecodeError> {
+        if self.rest.len() > MAX_SHORT_TEXT {
+            return Err(self.malformed("text field longer than 1024 bytes"));
+        }
+        self.text()
+    }
+
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.malformed("unexpected bytes after the last field"))
+        }
+    }
+
+    fn parse(mut self) -> Result<Frame, DecodeError> {
+        let frame = match self.frame_type {
+            FrameType::Hello => {
+                if self.take::<4>()? != HELLO_MAGIC {
+                    return Err(self.malformed("missing P2PC magic"));
+                }
+                let version = self.u16()?;
+                let features = self.u32()?;
+                let client = self.short_text()?;
+                Frame::Hello {
+                    version,
+                    features,
+                    client,
+                }
+            }
+            FrameType::Welcome => Frame::Welcome {
+                version: self.u16()?,
+                features: self.u32()?,
+                max_message: self.u32()?,
+                heartbeat_ms: self.u32()?,
+                server: self.short_text()?,
+            },
+            FrameType::Nick => Frame::Nick(self.short_text()?),
+            FrameType::NickOk => Frame::NickOk(self.short_text()?),
+            FrameType::Waiting => Frame::Waiting,
+            FrameType::Paired => Frame::Paired(self.short_text()?),
+            FrameType::Message => Frame::Message(self.text()?),
+            FrameType::Left => {
+                let reason = self.u8()?;
+                let reason = LeftReason::from_u8(reason)
+                    .ok_or_else(|| self.malformed("unknown leave reason"))?;
+                Frame::Left {
+                    reason,
+                    nick: self.short_text()?,
+                }
+            }
+            FrameType::Ping => Frame::Ping(self.u64()?),
+            FrameType::Pong => Frame::Pong(self.u64()?),
+            FrameType::Bye => Frame::Bye,
+            FrameType::Shutdown => Frame::Shutdown(self.short_text()?),
+            FrameType::Error => {
+                let code = ErrorCode::from_u16(self.u16()?);
+                let fatal = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(self.malformed("fatal flag is not 0 or 1")),
+                };
+                Frame::Error {
+                    code,
+                    fatal,
+                    text: self.short_text()?,
+                }
+            }
+        };
+        self.end()?;
+        Ok(frame)
+    }
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;

@@ -1,0 +1,190 @@
+use super::*;
+use crate::PROTOCOL_VERSION;
+use proptest::prelude::*;
+
+const MAX: usize = 64 * 1024 + 64;
+
+fn all_kinds() -> Vec<Frame> {
+    vec![
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            features: 0,
+            client: "p2pchat 0.1.0".into(),
+        },
+        Frame::Welcome {
+            version: 1,
+            features: 0,
+            max_message: 65536,
+            heartbeat_ms: 30_000,
+            server: "p2pchat 0.1.0".into(),
+        },
+        Frame::Nick("Nick1".into()),
+        Frame::NickOk("Nick1".into()),
+        Frame::Waiting,
+        Frame::Paired("Nick2".into()),
+        Frame::Message("Sup 😀 你好 שלום".into()),
+        Frame::Left {
+            reason: LeftReason::ConnectionLost,
+            nick: "Nick2".into(),
+        },
+        Frame::Ping(7),
+        Frame::Pong(u64::MAX),
+        Frame::Bye,
+        Frame::Shutdown("server is shutting down".into()),
+        Frame::Error {
+            code: ErrorCode::NickTaken,
+            fatal: false,
+            text: "taken".into(),
+        },
+    ]
+}
+
+#[test]
+fn every_kind_round_trips() {
+    for frame in all_kinds() {
+        let bytes = encode_to_vec(&frame);
+        assert_eq!(decode(&bytes, MAX), Ok(Some((frame, bytes.len()))));
+    }
+}
+
+#[test]
+fn message_frame_layout_matches_the_docs() {
+    assert_eq!(
+        encode_to_vec(&Frame::Message("Sup".into())),
+        [0, 0, 0, 4, 0x07, b'S', b'u', b'p']
+    );
+    assert_eq!(encode_to_vec(&Frame::Waiting), [0, 0, 0, 1, 0x05]);
+}
+
+#[test]
+fn partial_input_asks_for_more() {
+    let bytes = encode_to_vec(&Frame::Message("hello".into()));
+    for cut in 0..bytes.len() {
+        assert_eq!(decode(&bytes[..cut], MAX), Ok(None), "cut at {cut}");
+    }
+}
+
+#[test]
+fn oversized_length_is_refused_before_the_payload_arrives() {
+    let header = [0xFF, 0xFF, 0xFF, 0xFF, 0x07];
+    assert_eq!(
+        decode(&header, MAX),
+        Err(DecodeError::TooLarge {
+            len: u32::MAX as usize,
+            max: MAX
+        })
+    );
+    assert_eq!(decode(&[0, 0, 0, 0, 7], MAX), Err(DecodeError::EmptyFrame));
+}
+
+#[test]
+fn unknown_type_can_be_skipped() {
+    let bytes = [0, 0, 0, 3, 0x7F, 1, 2];
+    let err = decode(&bytes, MAX).unwrap_err();
+    assert_eq!(err.skip_len(), Some(7));
+    assert_eq!(err.error_code(), ErrorCode::UnknownType);
+}
+
+#[test]
+fn invalid_utf8_is_reported_not_replaced() {
+    let bytes = [0, 0, 0, 3, 0x07, 0xC3, 0x28];
+    let err = decode(&bytes, MAX).unwrap_err();
+    assert_eq!(err.error_code(), ErrorCode::InvalidUtf8);
+    assert_eq!(err.skip_len(), Some(7));
+}
+
+#[test]
+fn short_and_surplus_fields_are_malformed() {
+    let short_ping = [0, 0, 0, 3, 0x09, 0, 1];
+    assert!(matches!(
+        decode(&short_ping, MAX),
+        Err(DecodeError::Malformed { .. })
+    ));
+    let long_bye = [0, 0, 0, 2, 0x0B, 0];
+    assert!(matches!(
+        decode(&long_bye, MAX),
+        Err(DecodeError::Malformed { .. })
+    ));
+    let bad_magic = [0, 0, 0, 11, 0x01, b'H', b'T', b'T', b'P', 0, 1, 0, 0, 0, 0];
+    assert!(matches!(
+        decode(&bad_magic, MAX),
+        Err(DecodeError::Malformed { .. })
+    ));
+    let long_nick = encode_to_vec(&Frame::Nick("n".repeat(2000)));
+    assert!(matches!(
+        decode(&long_nick, MAX),
+        Err(DecodeError::Malformed { .. })
+    ));
+}
+
+#[test]
+fn back_to_back_frames_decode_in_order() {
+    let mut bytes = Vec::new();
+    for frame in all_kinds() {
+        bytes.extend(encode_to_vec(&frame));
+    }
+    let mut rest = &bytes[..];
+    let mut seen = Vec::new();
+    while let Some((frame, used)) = decode(rest, MAX).unwrap() {
+        seen.push(frame);
+        rest = &rest[used..];
+    }
+    assert!(rest.is_empty());
+    assert_eq!(seen, all_kinds());
+}
+
+fn any_frame() -> impl Strategy<Value = Frame> {
+    let short = "\\PC{0,40}";
+    prop_oneof![
+        (any::<u16>(), any::<u32>(), short).prop_map(|(version, features, client)| Frame::Hello {
+            version,
+            features,
+            client
+        }),
+        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), short).prop_map(
+            |(version, features, max_message, heartbeat_ms, server)| Frame::Welcome {
+                version,
+                features,
+                max_message,
+                heartbeat_ms,
+                server
+            }
+        ),
+        short.prop_map(Frame::Nick),
+        short.prop_map(Frame::NickOk),
+        Just(Frame::Waiting),
+        short.prop_map(Frame::Paired),
+        any::<String>().prop_map(Frame::Message),
+        (0u8..4, short).prop_map(|(r, nick)| Frame::Left {
+            reason: LeftReason::from_u8(r).unwrap(),
+            nick
+        }),
+        any::<u64>().prop_map(Frame::Ping),
+        any::<u64>().prop_map(Frame::Pong),
+        Just(Frame::Bye),
+        short.prop_map(Frame::Shutdown),
+        (any::<u16>(), any::<bool>(), short).prop_map(|(code, fatal, text)| Frame::Error {
+            code: ErrorCode::from_u16(code),
+            fatal,
+            text
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn decode_inverts_encode(frame in any_frame()) {
+        let bytes = encode_to_vec(&frame);
+        prop_assert_eq!(decode(&bytes, usize::MAX), Ok(Some((frame, bytes.len()))));
+    }
+
+    #[test]
+    fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = decode(&bytes, 256);
+    }
+
+    #[test]
+    fn error_codes_round_trip(code in any::<u16>()) {
+        prop_assert_eq!(ErrorCode::from_u16(code).to_u16(), code);
+    }
+}

@@ -1,0 +1,236 @@
+//! The typed frames of the protocol, their type bytes and the small enums they carry.
+//! Encoding and decoding live in `codec`; this module only names things.
+
+/// Every frame of protocol version 1. "C→S" frames are sent by clients, "S→C" by the relay;
+/// `Message`, `Ping` and `Pong` go both ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// C→S, first frame on a connection: magic `P2PC`, the highest version the client speaks, the
+    /// optional features it wants (bit set, none defined in version 1) and a free-form client name.
+    Hello {
+        /// Highest protocol version the client speaks.
+        version: u16,
+        /// Feature bits the client asks for; the relay answers with the subset it grants.
+        features: u32,
+        /// Free-form client name and version, for logs (at most `MAX_SHORT_TEXT` bytes).
+        client: String,
+    },
+    /// S→C, answer to `Hello`: the version chosen, the features granted and the relay's limits.
+    Welcome {
+        /// Protocol version both sides now speak.
+        version: u16,
+        /// Feature bits granted (a subset of those asked for).
+        features: u32,
+        /// Longest message text the relay accepts, in bytes.
+        max_message: u32,
+        /// The relay drops a connection silent for this long; clients send `Ping` well within it.
+        heartbeat_ms: u32,
+        /// Free-form relay name and version.
+        server: String,
+    },
+    /// C→S: the nickname the client wants.
+    Nick(String),
+    /// S→C: the nickname was accepted and is now the client's.
+    NickOk(String),
+    /// S→C: no companion yet; messages sent now are held and delivered once one arrives.
+    Waiting,
+    /// S→C: the client now chats with this companion.
+    Paired(String),
+    /// Both ways: one chat message (non-empty UTF-8). The relay forwards the client's frame to the
+    /// companion byte for byte.
+    Message(String),
+    /// S→C: the companion has gone; a `Waiting` or `Paired` frame follows.
+    Left {
+        /// Why the companion went.
+        reason: LeftReason,
+        /// The companion's nickname.
+        nick: String,
+    },
+    /// Both ways: liveness probe; the receiver answers `Pong` with the same token.
+    Ping(u64),
+    /// Both ways: answer to `Ping`.
+    Pong(u64),
+    /// C→S: the client leaves; the relay closes the connection after this.
+    Bye,
+    /// S→C: the relay is stopping; it closes the connection after this.
+    Shutdown(String),
+    /// S→C: something the client sent was refused.
+    Error {
+        /// What went wrong, machine-readable.
+        code: ErrorCode,
+        /// Whether the relay closes the connection after this frame.
+        fatal: bool,
+        /// What went wrong, for a person.
+        text: String,
+    },
+}
+
+macro_rules! byte_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vmeta])* $variant = $value,)* }
+
+        impl $name {
+            /// The enum for a wire byte, or `None` for an unknown one.
+            pub fn from_u8(value: u8) -> Option<Self> {
+                match value { $($value => Some(Self::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+byte_enum! {
+    /// The type byte that follows a frame's length.
+    FrameType {
+        /// `Frame::Hello`.
+        Hello = 0x01,
+        /// `Frame::Welcome`.
+        Welcome = 0x02,
+        /// `Frame::Nick`.
+        Nick = 0x03,
+        /// `Frame::NickOk`.
+        NickOk = 0x04,
+        /// `Frame::Waiting`.
+        Waiting = 0x05,
+        /// `Frame::Paired`.
+        Paired = 0x06,
+        /// `Frame::Message`.
+        Message = 0x07,
+        /// `Frame::Left`.
+        Left = 0x08,
+        /// `Frame::Ping`.
+        Ping = 0x09,
+        /// `Frame::Pong`.
+        Pong = 0x0A,
+        /// `Frame::Bye`.
+        Bye = 0x0B,
+        /// `Frame::Shutdown`.
+        Shutdown = 0x0C,
+        /// `Frame::Error`.
+        Error = 0x0D,
+    }
+}
+
+byte_enum! {
+    /// Why a companion left, carried by `Frame::Left`.
+    LeftReason {
+        /// They quit (`/exit`, Ctrl+C, end of input).
+        Quit = 0,
+        /// Their connection broke (reset, closed without `Bye`).
+        ConnectionLost = 1,
+        /// They went silent past the heartbeat interval.
+        TimedOut = 2,
+        /// The relay closed their connection for a protocol violation.
+        Dropped = 3,
+    }
+}
+
+impl LeftReason {
+    /// A few words for people, e.g. in "Nick1 left the chat (connection lost)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Quit => "left",
+            Self::ConnectionLost => "connection lost",
+            Self::TimedOut => "timed out",
+            Self::Dropped => "dropped by the server",
+        }
+    }
+}
+
+/// Machine-readable reason carried by `Frame::Error` (a big-endian `u16` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A frame could not be decoded (bad length, truncated fields).
+    MalformedFrame,
+    /// A frame's length is over the relay's limit.
+    FrameTooLarge,
+    /// The type byte is not one this version knows; the frame was skipped.
+    UnknownType,
+    /// Text that must be UTF-8 was not.
+    InvalidUtf8,
+    /// `Hello` asked for a version the relay does not speak.
+    UnsupportedVersion,
+    /// The first frame was not a valid `Hello`.
+    HelloRequired,
+    /// A chat message came before a nickname was accepted.
+    NotLoggedIn,
+    /// The nickname breaks the nickname rules.
+    NickInvalid,
+    /// Someone connected already uses that nickname.
+    NickTaken,
+    /// A message was empty.
+    EmptyMessage,
+    /// A frame that makes no sense now (a second `Nick`, a relay-only frame from a client).
+    UnexpectedFrame,
+    /// Login or heartbeat deadline passed.
+    Timeout,
+    /// The held-message allowance of a waiting client is used up; the message was not kept.
+    HeldFull,
+    /// A code this version does not know (kept so newer relays can add codes).
+    Other(u16),
+}
+
+impl ErrorCode {
+    /// The code's wire value.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::MalformedFrame => 1,
+            Self::FrameTooLarge => 2,
+            Self::UnknownType => 3,
+            Self::InvalidUtf8 => 4,
+            Self::UnsupportedVersion => 5,
+            Self::HelloRequired => 6,
+            Self::NotLoggedIn => 7,
+            Self::NickInvalid => 8,
+            Self::NickTaken => 9,
+            Self::EmptyMessage => 10,
+            Self::UnexpectedFrame => 11,
+            Self::Timeout => 12,
+            Self::HeldFull => 13,
+            Self::Other(code) => code,
+        }
+    }
+
+    /// The code for a wire value; unknown values become `Other`.
+    pub fn from_u16(value: u16) -> Self {
+        match value {
+            1 => Self::MalformedFrame,
+            2 => Self::FrameTooLarge,
+            3 => Self::UnknownType,
+            4 => Self::InvalidUtf8,
+            5 => Self::UnsupportedVersion,
+            6 => Self::HelloRequired,
+            7 => Self::NotLoggedIn,
+            8 => Self::NickInvalid,
+            9 => Self::NickTaken,
+            10 => Self::EmptyMessage,
+            11 => Self::UnexpectedFrame,
+            12 => Self::Timeout,
+            13 => Self::HeldFull,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl Frame {
+    /// The type byte this frame is sent with.
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Self::Hello { .. } => FrameType::Hello,
+            Self::Welcome { .. } => FrameType::Welcome,
+            Self::Nick(_) => FrameType::Nick,
+            Self::NickOk(_) => FrameType::NickOk,
+            Self::Waiting => FrameType::Waiting,
+            Self::Paired(_) => FrameType::Paired,
+            Self::Message(_) => FrameType::Message,
+            Self::Left { .. } => FrameType::Left,
+            Self::Ping(_) => FrameType::Ping,
+            Self::Pong(_) => FrameType::Pong,
+            Self::Bye => FrameType::Bye,
+            Self::Shutdown(_) => FrameType::Shutdown,
+            Self::Error { .. } => FrameType::Error,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The p2pchat wire protocol: frame types, a pure codec and the nickname rules.
+//!
+//! This crate does no I/O and keeps no clock: callers hand it bytes and get frames back, so the
+//! same code serves the relay, the client, the tests and the fuzzer. docs/PROTOCOL.md is the prose
+//! form of what is defined here.
+
+mod codec;
+mod frame;
+mod nick;
+
+pub use codec::{decode, encode, encode_to_vec, peek_header, DecodeError, Header, HEADER_LEN};
+pub use frame::{ErrorCode, Frame, FrameType, LeftReason};
+pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
+
+/// Protocol version spoken by this crate, sent in `Hello` and `Welcome`.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The four bytes every `Hello` payload starts with; lets the relay tell a p2pchat client from a
+/// stray connection (an HTTP request, a port scanner) on the first frame.
+pub const HELLO_MAGIC: [u8; 4] = *b"P2PC";
+
+/// Default limit on a chat message's UTF-8 text, in bytes (the relay can be configured otherwise
+/// and announces its limit in `Welcome`).
+pub const DEFAULT_MAX_MESSAGE: u32 = 64 * 1024;
+
+/// Bytes a frame may carry besides a message's text (type byte and fixed fields), so the relay's
+/// frame limit is `max_message + FRAME_OVERHEAD`.
+pub const FRAME_OVERHEAD: u32 = 64;
+
+/// Longest free-text field other than message text (client name, error text, shutdown reason).
+pub const MAX_SHORT_TEXT: usize = 1024;
