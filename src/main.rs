@@ -1,1 +1,183 @@
-fn main(){}
+//! The `p2pchat` binary: parses the command line, sets up logging and signals, and hands over to
+//! the server or client library. Nothing else lives here.
+
+mod logging;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Terminal chat through a relay server.
+///
+/// Start a relay with `p2pchat server HOST PORT`, then run `p2pchat client HOST PORT` in two
+/// terminals: the relay pairs clients in arrival order and forwards their messages.
+#[derive(Parser)]
+#[command(name = "p2pchat", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay server.
+    Server(ServerArgs),
+    /// Connect to a relay and chat.
+    Client(ClientArgs),
+}
+
+/// Logging switches shared by both subcommands.
+#[derive(Args, Clone, Copy)]
+struct Verbosity {
+    /// More log detail (-v debug, -vv trace). RUST_LOG overrides both flags.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log detail (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    quiet: u8,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on, e.g. localhost, 127.0.0.1, ::1 or 0.0.0.0.
+    host: String,
+    /// Port to listen on; 0 picks a free one (the log says which).
+    port: u16,
+    /// Longest chat message accepted, in bytes of UTF-8.
+    #[arg(long, value_name = "BYTES", default_value_t = p2pchat_proto::DEFAULT_MAX_MESSAGE)]
+    max_message: u32,
+    /// Drop a connection that has sent nothing for this long (clients ping well within it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    /// Time a new connection has to pick a nickname.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    login_timeout: Duration,
+    /// Bytes of messages held for a client still waiting for a companion.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    max_held: u32,
+    /// Log format: `text` (the design's timestamped lines) or `json` (one object per line).
+    #[arg(long, value_enum, default_value_t = logging::Format::Text)]
+    log_format: logging::Format,
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Relay host name or address.
+    host: String,
+    /// Relay port.
+    port: u16,
+    /// Nickname to use instead of being asked.
+    #[arg(long, value_name = "NAME")]
+    nick: Option<String>,
+    /// Write the client's diagnostic log to this file (the chat view stays clean).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    verbosity: Verbosity,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("❌ Could not start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match cli.command {
+        Command::Server(args) => runtime.block_on(serve(args)).map(|()| 0),
+        Command::Client(args) => runtime.block_on(chat(args)),
+    };
+    let code = match code {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("❌ {err:#}");
+            1
+        }
+    };
+    // The client's input thread may be blocked reading the terminal; don't wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    logging::init_server(args.verbosity.level(), args.log_format);
+    let config = p2pchat_server::Config {
+        max_message: args.max_message,
+        heartbeat: args.heartbeat,
+        login_timeout: args.login_timeout,
+        max_held: args.max_held,
+    };
+    anyhow::ensure!(config.max_message > 0, "--max-message must be at least 1");
+    let display = p2pchat_client::host_port(&args.host, args.port);
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("Could not start the chat server on {display}"))?;
+    let bound = listener.local_addr()?;
+    info!(
+        "🚀 Chat server started on {}",
+        p2pchat_client::host_port(&args.host, bound.port())
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    p2pchat_server::run(listener, config, shutdown).await;
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl+C or SIGTERM.
+async fn cancel_on_signal(token: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    info!("🛑 Signal received: shutting down");
+    token.cancel();
+}
+
+async fn chat(args: ClientArgs) -> anyhow::Result<i32> {
+    logging::init_client(args.verbosity.level(), args.log_file.as_deref())?;
+    let options = p2pchat_client::Options {
+        host: args.host,
+        port: args.port,
+        nick: args.nick,
+    };
+    Ok(p2pchat_client::run(options).await)
+}
+
+impl Verbosity {
+    /// The level the flags ask for, relative to the default of `info`.
+    fn level(self) -> tracing::Level {
+        use tracing::Level;
+        match (self.verbose, self.quiet) {
+            (0, 0) => Level::INFO,
+            (1, _) => Level::DEBUG,
+            (v, _) if v >= 2 => Level::TRACE,
+            (_, 1) => Level::WARN,
+            _ => Level::ERROR,
+        }
+    }
+}

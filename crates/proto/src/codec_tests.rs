@@ -141,15 +141,22 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             features,
             client
         }),
-        (any::<u16>(), any::<u32>(), any::<u32>(), any::<u32>(), short).prop_map(
-            |(version, features, max_message, heartbeat_ms, server)| Frame::Welcome {
-                version,
-                features,
-                max_message,
-                heartbeat_ms,
-                server
-            }
-        ),
+        (
+            any::<u16>(),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            short
+        )
+            .prop_map(|(version, features, max_message, heartbeat_ms, server)| {
+                Frame::Welcome {
+                    version,
+                    features,
+                    max_message,
+                    heartbeat_ms,
+                    server,
+                }
+            }),
         short.prop_map(Frame::Nick),
         short.prop_map(Frame::NickOk),
         Just(Frame::Waiting),

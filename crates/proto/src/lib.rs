@@ -29,3 +29,9 @@ pub const FRAME_OVERHEAD: u32 = 64;
 
 /// Longest free-text field other than message text (client name, error text, shutdown reason).
 pub const MAX_SHORT_TEXT: usize = 1024;
+
+/// The frame-length limit that goes with a message limit: room for a maximal message or a
+/// maximal short text field, plus `FRAME_OVERHEAD`.
+pub fn max_frame_len(max_message: u32) -> usize {
+    (max_message as usize).max(MAX_SHORT_TEXT) + FRAME_OVERHEAD as usize
+}

@@ -79,7 +79,15 @@ mod tests {
 
     #[test]
     fn accepts_plain_and_unicode_names() {
-        for nick in ["Nick1", "a", "Зоя", "李小龙", "أحمد", "😀party", "x".repeat(32).as_str()] {
+        for nick in [
+            "Nick1",
+            "a",
+            "Зоя",
+            "李小龙",
+            "أحمد",
+            "😀party",
+            "x".repeat(32).as_str(),
+        ] {
             assert_eq!(validate_nick(nick), Ok(()), "{nick}");
         }
     }
@@ -92,9 +100,18 @@ mod tests {
         assert_eq!(validate_nick("tab\there"), Err(NickError::Control(9)));
         assert_eq!(validate_nick("nbsp\u{a0}"), Err(NickError::Whitespace));
         assert_eq!(validate_nick("bell\u{7}"), Err(NickError::Control(7)));
-        assert_eq!(validate_nick("esc\u{1b}[31m"), Err(NickError::Control(0x1b)));
-        assert_eq!(validate_nick("zero\u{200b}width"), Err(NickError::Invisible(0x200b)));
-        assert_eq!(validate_nick("rtl\u{202e}"), Err(NickError::Invisible(0x202e)));
+        assert_eq!(
+            validate_nick("esc\u{1b}[31m"),
+            Err(NickError::Control(0x1b))
+        );
+        assert_eq!(
+            validate_nick("zero\u{200b}width"),
+            Err(NickError::Invisible(0x200b))
+        );
+        assert_eq!(
+            validate_nick("rtl\u{202e}"),
+            Err(NickError::Invisible(0x202e))
+        );
         assert_eq!(validate_nick("/exit"), Err(NickError::LeadingSlash));
     }
 

@@ -1,0 +1,279 @@
+//! The connection to the relay: connect, handshake, a reader task that turns bytes into events
+//! and a writer task that batches frames onto the socket. Nothing here knows about the terminal.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use p2pchat_proto::{decode, encode, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify};
+use tracing::debug;
+
+/// How long connecting and the handshake may take before the client gives up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames the client lets queue for the socket before it stops reading input: the user's typing
+/// (or a piped file) slows to the network's pace instead of filling memory.
+const SEND_BACKLOG: usize = 256;
+
+/// What the relay announced in its `Welcome`.
+#[derive(Debug, Clone)]
+pub struct Welcome {
+    /// Longest message text accepted.
+    pub max_message: u32,
+    /// The relay drops connections silent for this long.
+    pub heartbeat: Duration,
+    /// The relay's name and version.
+    pub server: String,
+}
+
+/// What the reader task reports.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// A frame from the relay.
+    Frame(Frame),
+    /// A frame that could not be decoded was skipped.
+    Skipped(String),
+    /// The connection ended; the text says how.
+    Closed(String),
+}
+
+/// Why connecting failed, in words for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connect failed.
+    #[error("{}", describe_io_error(.0))]
+    Io(#[from] std::io::Error),
+    /// Took longer than `CONNECT_TIMEOUT`.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The peer is not a p2pchat relay, or refused the handshake.
+    #[error("{0}")]
+    Handshake(String),
+}
+
+/// Connects to `host:port` and completes the handshake.
+pub async fn connect(host: &str, port: u16) -> Result<(Connection, Welcome), ConnectError> {
+    let attempt = async {
+        let stream = TcpStream::connect((host, port)).await?;
+        let _ = stream.set_nodelay(true);
+        handshake(stream).await
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| ConnectError::Timeout(CONNECT_TIMEOUT))?
+}
+
+/// A connected, greeted socket and the bytes already read past the `Welcome`.
+pub struct Connection {
+    stream: TcpStream,
+    leftover: BytesMut,
+    max_frame: usize,
+}
+
+async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), ConnectError> {
+    let hello = Frame::Hello {
+        version: PROTOCOL_VERSION,
+        features: 0,
+        client: format!("p2pchat {}", env!("CARGO_PKG_VERSION")),
+    };
+    let mut out = BytesMut::new();
+    encode(&hello, &mut out);
+    stream.write_all(&out).await?;
+    let max_frame = max_frame_len(DEFAULT_MAX_MESSAGE);
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        match decode(&buf, max_frame) {
+            Ok(Some((frame, used))) => {
+                let _ = buf.split_to(used);
+                return match frame {
+                    Frame::Welcome {
+                        max_message,
+                        heartbeat_ms,
+                        server,
+                        ..
+                    } => {
+                        let welcome = Welcome {
+                            max_message,
+                            heartbeat: Duration::from_millis(u64::from(heartbeat_ms.max(300))),
+                            server,
+                        };
+                        let max_frame = max_frame_len(max_message);
+                        let connection = Connection {
+                            stream,
+                            leftover: buf,
+                            max_frame,
+                        };
+                        Ok((connection, welcome))
+                    }
+                    Frame::Error { text, .. } => Err(ConnectError::Handshake(format!(
+                        "the server refused the connection: {text}"
+                    ))),
+                    other => Err(ConnectError::Handshake(format!(
+                        "expected a Welcome from the server, got {:?}",
+                        other.frame_type()
+                    ))),
+                };
+            }
+            Ok(None) => {}
+            Err(err) => {
+                return Err(ConnectError::Handshake(format!(
+                    "this does not look like a p2pchat server ({err})"
+                )))
+            }
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(ConnectError::Handshake(
+                "the server closed the connection during the handshake".into(),
+            ));
+        }
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks.
+    pub fn start(self, events: mpsc::Sender<NetEvent>) -> Outgoing {
+        let (reader, writer) = self.stream.into_split();
+        tokio::spawn(read_frames(reader, self.leftover, self.max_frame, events));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let outgoing = Outgoing {
+            tx,
+            backlog: Arc::new(AtomicUsize::new(0)),
+            room: Arc::new(Notify::new()),
+        };
+        tokio::spawn(write_frames(writer, rx, outgoing.clone()));
+        outgoing
+    }
+}
+
+enum Item {
+    Frame(Frame),
+    /// Flush, then close the sending side (the relay then closes and the reader sees the end).
+    Finish,
+}
+
+/// Handle for sending frames; the writer task owns the socket.
+#[derive(Clone)]
+pub struct Outgoing {
+    tx: mpsc::UnboundedSender<Item>,
+    backlog: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+}
+
+impl Outgoing {
+    /// Queues a frame. Callers stop producing input frames while `has_room` is false, which
+    /// bounds the queue (replies such as `Pong` are few and always allowed).
+    pub fn send(&self, frame: Frame) {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(Item::Frame(frame));
+    }
+
+    /// Flushes what is queued and closes the sending side.
+    pub fn finish(&self) {
+        let _ = self.tx.send(Item::Finish);
+    }
+
+    /// Whether more input may be queued now.
+    pub fn has_room(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) < SEND_BACKLOG
+    }
+
+    /// Resolves when the writer has drained the backlog below the limit again.
+    pub async fn room(&self) {
+        self.room.notified().await;
+    }
+}
+
+async fn write_frames(
+    mut socket: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    outgoing: Outgoing,
+) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut finish = false;
+    while let Some(first) = rx.recv().await {
+        // Batch whatever else is already queued into the same write.
+        let mut written = 0;
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                Item::Frame(frame) => {
+                    encode(&frame, &mut out);
+                    written += 1;
+                }
+                Item::Finish => finish = true,
+            }
+            if out.len() < 64 * 1024 && !finish {
+                next = rx.try_recv().ok();
+            }
+        }
+        if let Err(err) = socket.write_all(&out).await {
+            debug!("write failed: {err}");
+            return;
+        }
+        out.clear();
+        let before = outgoing.backlog.fetch_sub(written, Ordering::Relaxed);
+        if before >= SEND_BACKLOG && before - written < SEND_BACKLOG {
+            outgoing.room.notify_one();
+        }
+        if finish {
+            let _ = socket.shutdown().await;
+            return;
+        }
+    }
+}
+
+async fn read_frames(
+    mut socket: OwnedReadHalf,
+    mut buf: BytesMut,
+    max_frame: usize,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let closed = loop {
+        loop {
+            match decode(&buf, max_frame) {
+                Ok(Some((frame, used))) => {
+                    let _ = buf.split_to(used);
+                    if events.send(NetEvent::Frame(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => match err.skip_len() {
+                    Some(skip) => {
+                        let _ = buf.split_to(skip);
+                        let _ = events.send(NetEvent::Skipped(err.to_string())).await;
+                    }
+                    None => {
+                        let why = format!("the server sent a malformed frame ({err})");
+                        let _ = events.send(NetEvent::Closed(why)).await;
+                        return;
+                    }
+                },
+            }
+        }
+        buf.reserve(8 * 1024);
+        match socket.read_buf(&mut buf).await {
+            Ok(0) if buf.is_empty() => break "the server closed the connection".to_owned(),
+            Ok(0) => break "the connection closed in the middle of a frame".to_owned(),
+            Ok(_) => {}
+            Err(err) => break describe_io_error(&err),
+        }
+    };
+    let _ = events.send(NetEvent::Closed(closed)).await;
+}
+
+/// A connection error in plain words.
+pub fn describe_io_error(err: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::ConnectionRefused => "connection refused (is the server running?)".into(),
+        ErrorKind::ConnectionReset => "the connection was reset".into(),
+        ErrorKind::BrokenPipe => "the connection was broken".into(),
+        ErrorKind::TimedOut => "the connection timed out".into(),
+        _ => err.to_string(),
+    }
+}

@@ -1,0 +1,101 @@
+//! Messages a waiting client sent before it had a companion, kept in order up to a byte limit.
+
+use bytes::Bytes;
+use p2pchat_proto::peek_header;
+
+/// Held runs of complete `Message` frames, at most `limit` bytes in all.
+pub struct Held {
+    runs: Vec<Bytes>,
+    bytes: usize,
+    count: usize,
+    limit: usize,
+}
+
+impl Held {
+    /// An empty store that keeps at most `limit` bytes of frames.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            runs: Vec::new(),
+            bytes: 0,
+            count: 0,
+            limit,
+        }
+    }
+
+    /// The byte limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Messages held now.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Keeps the frames of `run` that fit, in order, and returns how many did not.
+    /// Once one frame is refused the rest are too, so what is kept has no gaps.
+    pub fn push_run(&mut self, run: Bytes, max_frame: usize) -> usize {
+        let mut offset = 0;
+        let mut kept_to = 0;
+        let mut refused = 0;
+        while let Ok(Some(header)) = peek_header(&run[offset..], max_frame) {
+            let end = offset + header.frame_len();
+            if end > run.len() {
+                break;
+            }
+            if refused == 0 && self.bytes + end <= self.limit {
+                kept_to = end;
+                self.count += 1;
+            } else {
+                refused += 1;
+            }
+            offset = end;
+        }
+        if kept_to > 0 {
+            self.bytes += kept_to;
+            self.runs.push(run.slice(..kept_to));
+        }
+        refused
+    }
+
+    /// Everything held, oldest first, leaving the store empty.
+    pub fn take(&mut self) -> Vec<Bytes> {
+        self.bytes = 0;
+        self.count = 0;
+        std::mem::take(&mut self.runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2pchat_proto::{encode_to_vec, Frame};
+
+    fn run_of(texts: &[&str]) -> Bytes {
+        let mut bytes = Vec::new();
+        for text in texts {
+            bytes.extend(encode_to_vec(&Frame::Message((*text).into())));
+        }
+        Bytes::from(bytes)
+    }
+
+    #[test]
+    fn keeps_what_fits_and_counts_the_rest() {
+        // Each "abc" frame is 8 bytes: 4 length + 1 type + 3 text.
+        let mut held = Held::new(20);
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 0);
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 2);
+        assert_eq!(held.count(), 2);
+        let taken = held.take();
+        assert_eq!(taken.concat(), run_of(&["abc", "abc"]).to_vec());
+        assert_eq!(held.count(), 0);
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 0);
+    }
+
+    #[test]
+    fn a_refusal_stops_the_rest_of_the_run_too() {
+        let mut held = Held::new(12);
+        assert_eq!(held.push_run(run_of(&["abc", "abcdefgh", "a"]), 1024), 2);
+        assert_eq!(held.take().concat(), run_of(&["abc"]).to_vec());
+    }
+}
