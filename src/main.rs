@@ -119,6 +119,14 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         max_held: args.max_held,
     };
     anyhow::ensure!(config.max_message > 0, "--max-message must be at least 1");
+    anyhow::ensure!(
+        config.heartbeat >= Duration::from_millis(100),
+        "--heartbeat must be at least 100ms"
+    );
+    anyhow::ensure!(
+        !config.login_timeout.is_zero(),
+        "--login-timeout must be more than 0"
+    );
     let display = p2pchat_client::host_port(&args.host, args.port);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await

@@ -1,0 +1,242 @@
+//! Bad input on the raw protocol: each gets a clear error (or log line), the offender is closed
+//! only when it must be, and a conversation running beside it is untouched.
+
+mod support;
+
+use std::io::Write;
+
+use p2pchat_proto::{encode_to_vec, ErrorCode, Frame, LeftReason};
+use support::{assert_chat_works, Raw, Server};
+
+/// A server with one healthy conversation already running on it.
+fn server_with_probe(extra: &[&str]) -> (Server, Raw, Raw) {
+    let server = Server::start(extra);
+    let (a, b) = Raw::pair(server.port, "ProbeA", "ProbeB");
+    (server, a, b)
+}
+
+fn error_code(frame: &Frame) -> (ErrorCode, bool) {
+    match frame {
+        Frame::Error { code, fatal, .. } => (*code, *fatal),
+        other => panic!("expected an Error frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn garbage_bytes_are_refused_and_closed() {
+    let (server, mut a, mut b) = server_with_probe(&[]);
+    let mut raw = server.raw();
+    raw.send_bytes(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let frames = raw.expect_closed();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(error_code(&frames[0]), (ErrorCode::HelloRequired, true));
+    server.expect_log("malformed frame");
+    assert_chat_works(&mut a, &mut b, "after garbage");
+}
+
+#[test]
+fn a_first_frame_other_than_hello_is_refused() {
+    let (server, mut a, mut b) = server_with_probe(&[]);
+    let mut raw = server.raw();
+    raw.send(&Frame::Nick("Sneaky".into()));
+    let frames = raw.expect_closed();
+    assert_eq!(error_code(&frames[0]), (ErrorCode::HelloRequired, true));
+    let mut raw = server.raw();
+    raw.send(&Frame::Hello {
+        version: 0,
+        features: 0,
+        client: "ancient".into(),
+    });
+    let frames = raw.expect_closed();
+    assert_eq!(
+        error_code(&frames[0]),
+        (ErrorCode::UnsupportedVersion, true)
+    );
+    assert_chat_works(&mut a, &mut b, "after bad hellos");
+}
+
+#[test]
+fn a_newer_client_is_answered_in_version_1() {
+    let server = Server::start(&[]);
+    let mut raw = server.raw();
+    raw.send(&Frame::Hello {
+        version: 7,
+        features: u32::MAX,
+        client: "future".into(),
+    });
+    match raw.recv() {
+        Frame::Welcome {
+            version, features, ..
+        } => assert_eq!((version, features), (1, 0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_length_over_the_limit_is_refused_before_it_is_read() {
+    let (server, mut a, mut b) = server_with_probe(&["--max-message", "1000"]);
+    let (mut raw, _) = Raw::login(server.port, "Big");
+    // Announce 100 MB and send only the header: the relay must answer without waiting for it.
+    raw.send_bytes(&[0x05, 0xF5, 0xE1, 0x00, 0x07]);
+    let frames = raw.expect_closed();
+    assert_eq!(
+        error_code(frames.last().expect("an error")),
+        (ErrorCode::FrameTooLarge, true)
+    );
+    server.expect_log("is over the limit");
+    assert_chat_works(&mut a, &mut b, "after oversized frame");
+}
+
+#[test]
+fn a_zero_length_frame_is_refused() {
+    let server = Server::start(&[]);
+    let (mut raw, _) = Raw::login(server.port, "Zero");
+    raw.send_bytes(&[0, 0, 0, 0, 0]);
+    let frames = raw.expect_closed();
+    assert_eq!(
+        error_code(frames.last().expect("an error")),
+        (ErrorCode::MalformedFrame, true)
+    );
+}
+
+#[test]
+fn unknown_type_and_relay_only_frames_are_skipped_with_an_error() {
+    let (server, mut a, mut b) = server_with_probe(&[]);
+    let (mut raw, _) = Raw::login(server.port, "Odd");
+    raw.send_bytes(&[0, 0, 0, 3, 0x7E, 1, 2]);
+    assert_eq!(error_code(&raw.recv()), (ErrorCode::UnknownType, false));
+    raw.send(&Frame::Waiting);
+    assert_eq!(error_code(&raw.recv()), (ErrorCode::UnexpectedFrame, false));
+    raw.send(&Frame::Nick("Again".into()));
+    assert_eq!(error_code(&raw.recv()), (ErrorCode::UnexpectedFrame, false));
+    raw.send(&Frame::Ping(99));
+    assert_eq!(
+        raw.recv(),
+        Frame::Pong(99),
+        "the connection is still usable"
+    );
+    server.expect_log("unknown frame type 0x7e");
+    assert_chat_works(&mut a, &mut b, "after unknown type");
+}
+
+#[test]
+fn invalid_utf8_is_refused_and_not_forwarded() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
+    a.send_bytes(&[0, 0, 0, 3, 0x07, 0xC3, 0x28]);
+    assert_eq!(error_code(&a.recv()), (ErrorCode::InvalidUtf8, false));
+    a.send(&Frame::Message("valid".into()));
+    assert_eq!(
+        b.recv(),
+        Frame::Message("valid".into()),
+        "nothing before it"
+    );
+    server.expect_log("not valid UTF-8");
+}
+
+#[test]
+fn empty_and_overlong_messages_are_refused() {
+    let server = Server::start(&["--max-message", "10"]);
+    let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
+    a.send(&Frame::Message(String::new()));
+    assert_eq!(error_code(&a.recv()), (ErrorCode::EmptyMessage, false));
+    a.send(&Frame::Message("x".repeat(11)));
+    assert_eq!(error_code(&a.recv()), (ErrorCode::FrameTooLarge, false));
+    a.send(&Frame::Message("x".repeat(10)));
+    assert_eq!(b.recv(), Frame::Message("x".repeat(10)));
+}
+
+#[test]
+fn a_message_before_the_nickname_is_refused() {
+    let server = Server::start(&[]);
+    let mut raw = server.raw();
+    raw.hello();
+    raw.send(&Frame::Message("too soon".into()));
+    assert_eq!(error_code(&raw.recv()), (ErrorCode::NotLoggedIn, false));
+    raw.send(&Frame::Nick("Patient".into()));
+    assert_eq!(raw.recv(), Frame::NickOk("Patient".into()));
+}
+
+#[test]
+fn bad_nicknames_get_reasons_and_a_retry() {
+    let (server, mut a, mut b) = server_with_probe(&[]);
+    let mut raw = server.raw();
+    raw.hello();
+    let cases = [
+        (String::new(), ErrorCode::NickInvalid, "empty"),
+        ("n".repeat(33), ErrorCode::NickInvalid, "at most 32"),
+        ("probea".into(), ErrorCode::NickTaken, "already taken"),
+        ("bad\u{7}bell".into(), ErrorCode::NickInvalid, "control"),
+        ("new\nline".into(), ErrorCode::NickInvalid, "control"),
+        ("has space".into(), ErrorCode::NickInvalid, "white space"),
+        (
+            "in\u{200b}visible".into(),
+            ErrorCode::NickInvalid,
+            "invisible",
+        ),
+    ];
+    for (nick, expected, reason) in cases {
+        raw.send(&Frame::Nick(nick.clone()));
+        match raw.recv() {
+            Frame::Error { code, fatal, text } => {
+                assert_eq!((code, fatal), (expected, false), "{nick:?}");
+                assert!(text.contains(reason), "{nick:?}: {text}");
+            }
+            other => panic!("{nick:?}: {other:?}"),
+        }
+    }
+    raw.send(&Frame::Nick("Finally".into()));
+    assert_eq!(raw.recv(), Frame::NickOk("Finally".into()));
+    server.expect_log("🚫 Client 3 nickname \"probea\" rejected");
+    assert_chat_works(&mut a, &mut b, "after bad nicknames");
+}
+
+#[test]
+fn a_silent_connection_is_timed_out_at_login() {
+    let (server, mut a, mut b) = server_with_probe(&["--login-timeout", "300ms"]);
+    let mut silent = server.raw();
+    let frames = silent.expect_closed();
+    assert_eq!(
+        error_code(frames.last().expect("an error")),
+        (ErrorCode::Timeout, true)
+    );
+    server.expect_log("⏱️ Client 3 timed out: no nickname within 300ms");
+    assert_chat_works(&mut a, &mut b, "after a silent client");
+}
+
+#[test]
+fn a_client_killed_mid_frame_is_a_lost_connection() {
+    let server = Server::start(&[]);
+    let (a, mut b) = Raw::pair(server.port, "Cut", "Left");
+    let frame = encode_to_vec(&Frame::Message("never finished".into()));
+    let mut stream = a.stream;
+    stream.write_all(&frame[..7]).expect("half a frame");
+    drop(stream);
+    assert_eq!(
+        b.recv(),
+        Frame::Left {
+            reason: LeftReason::ConnectionLost,
+            nick: "Cut".into()
+        }
+    );
+    assert_eq!(b.recv(), Frame::Waiting);
+    server.expect_log("🔴 Client 1 (Cut) connection lost in the middle of a frame");
+}
+
+#[test]
+fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
+    let server = Server::start(&["--max-held", "40"]);
+    let (mut a, waiting) = Raw::login(server.port, "Hoarder");
+    assert_eq!(waiting, Frame::Waiting);
+    // Each 10-byte message is a 15-byte frame: two fit in 40 bytes, the third does not.
+    for i in 0..3 {
+        a.send(&Frame::Message(format!("held {i:05}")));
+    }
+    assert_eq!(error_code(&a.recv()), (ErrorCode::HeldFull, false));
+    let (mut b, paired) = Raw::login(server.port, "Finder");
+    assert_eq!(paired, Frame::Paired("Hoarder".into()));
+    assert_eq!(b.recv(), Frame::Message("held 00000".into()));
+    assert_eq!(b.recv(), Frame::Message("held 00001".into()));
+    a.send(&Frame::Message("live".into()));
+    assert_eq!(b.recv(), Frame::Message("live".into()));
+}

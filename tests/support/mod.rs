@@ -1,0 +1,367 @@
+//! Test harness: the real `p2pchat` binary as server and clients, and a raw protocol client.
+//! Everything is on loopback, every wait has a deadline, every child is killed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use p2pchat_proto::{decode, encode_to_vec, Frame, PROTOCOL_VERSION};
+
+/// How long any single expected event may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_p2pchat")
+}
+
+/// Lines a child prints, collected by a thread so reads can time out.
+struct Lines {
+    rx: Receiver<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    fn spawn(source: impl Read + Send + 'static) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(source).lines() {
+                let Ok(line) = line else { break };
+                log.lock().unwrap().push(line.clone());
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { rx, seen }
+    }
+
+    /// The next line containing `needle`, skipping others; panics after `WAIT`.
+    fn expect(&self, needle: &str, who: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{who}: no line containing {needle:?} within {WAIT:?}; saw:\n{}",
+                    self.seen.lock().unwrap().join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "{who}: output ended before a line containing {needle:?}; saw:\n{}",
+                    self.seen.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The next line, whatever it is.
+    fn next(&self, who: &str) -> String {
+        match self.rx.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(err) => panic!(
+                "{who}: no next line ({err}); saw:\n{}",
+                self.seen.lock().unwrap().join("\n")
+            ),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn wait_exit(child: &mut Child, who: &str) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{who} did not exit within {WAIT:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal by name (`INT`, `TERM`, `KILL`) with the system's `kill`.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -s {name} failed");
+}
+
+/// A relay started as `p2pchat server 127.0.0.1 0 EXTRA...`.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    log: Lines,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["server", "127.0.0.1", "0"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let log = Lines::spawn(child.stderr.take().expect("stderr"));
+        let started = log.expect("Chat server started on", "server");
+        let port = started
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no port in {started:?}"));
+        Self { child, port, log }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn expect_log(&self, needle: &str) -> String {
+        self.log.expect(needle, "server log")
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.all()
+    }
+
+    pub fn signal(&self, name: &str) {
+        signal(&self.child, name);
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_exit(&mut self.child, "server")
+    }
+
+    /// A scripted client that has logged in as `nick`.
+    pub fn client(&self, nick: &str) -> Client {
+        let client = Client::start(self.port, &[]);
+        client.say(nick);
+        client
+    }
+
+    /// Two scripted clients paired with each other (the first must be the only one waiting).
+    pub fn pair(&self, first: &str, second: &str) -> (Client, Client) {
+        let a = self.client(first);
+        a.expect("Waiting for a companion");
+        let b = self.client(second);
+        b.expect(&format!("Connected to {first}"));
+        a.expect(&format!("Connected to {second}"));
+        (a, b)
+    }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `p2pchat client 127.0.0.1 PORT` in scripting mode (stdin and stdout are pipes).
+pub struct Client {
+    pub child: Child,
+    stdin: Mutex<Option<ChildStdin>>,
+    out: Lines,
+}
+
+impl Client {
+    pub fn start(port: u16, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["client", "127.0.0.1", &port.to_string()])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start client");
+        let out = Lines::spawn(child.stdout.take().expect("stdout"));
+        let stdin = Mutex::new(child.stdin.take());
+        Self { child, stdin, out }
+    }
+
+    /// Types a line.
+    pub fn say(&self, line: &str) {
+        let mut stdin = self.stdin.lock().unwrap();
+        let pipe = stdin.as_mut().expect("stdin still open");
+        writeln!(pipe, "{line}").expect("write to client");
+        pipe.flush().expect("flush client stdin");
+    }
+
+    /// Writes raw bytes to the client's stdin.
+    pub fn type_bytes(&self, bytes: &[u8]) {
+        let mut stdin = self.stdin.lock().unwrap();
+        let pipe = stdin.as_mut().expect("stdin still open");
+        pipe.write_all(bytes).expect("write to client");
+        pipe.flush().expect("flush client stdin");
+    }
+
+    /// Ends the client's input (like Ctrl+D).
+    pub fn close_input(&self) {
+        self.stdin.lock().unwrap().take();
+    }
+
+    pub fn expect(&self, needle: &str) -> String {
+        self.out.expect(needle, "client")
+    }
+
+    pub fn next_line(&self) -> String {
+        self.out.next("client")
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.out.all()
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_exit(&mut self.child, "client")
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A hand-driven protocol client over a plain socket.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+const RAW_MAX_FRAME: usize = 1 << 20;
+
+impl Raw {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        self.send_bytes(&encode_to_vec(frame));
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// The next frame; panics on timeout or a closed connection.
+    pub fn recv(&mut self) -> Frame {
+        self.try_recv()
+            .unwrap_or_else(|| panic!("connection closed while waiting for a frame"))
+    }
+
+    /// The next frame, or `None` once the relay has closed the connection.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) = decode(&self.buf, RAW_MAX_FRAME).expect("decodable") {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(err) => panic!("read failed: {err}"),
+            }
+        }
+    }
+
+    /// Frames until `pred` matches one (which is returned); pings are answered on the way.
+    pub fn recv_until(&mut self, mut pred: impl FnMut(&Frame) -> bool) -> Frame {
+        loop {
+            let frame = self.recv();
+            if pred(&frame) {
+                return frame;
+            }
+            if let Frame::Ping(token) = frame {
+                self.send(&Frame::Pong(token));
+            }
+        }
+    }
+
+    /// Asserts the relay closes the connection, skipping frames before the close.
+    pub fn expect_closed(&mut self) -> Vec<Frame> {
+        let mut before = Vec::new();
+        while let Some(frame) = self.try_recv() {
+            before.push(frame);
+            assert!(before.len() < 10_000, "relay never closed the connection");
+        }
+        before
+    }
+
+    pub fn hello(&mut self) -> Frame {
+        self.send(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            features: 0,
+            client: "raw test client".into(),
+        });
+        let welcome = self.recv();
+        assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
+        welcome
+    }
+
+    /// Handshake and nickname; returns the frame after `NickOk` (`Waiting` or `Paired`).
+    pub fn login(port: u16, nick: &str) -> (Self, Frame) {
+        let mut raw = Self::connect(port);
+        raw.hello();
+        raw.send(&Frame::Nick(nick.into()));
+        assert_eq!(raw.recv(), Frame::NickOk(nick.into()));
+        let next = raw.recv();
+        (raw, next)
+    }
+
+    /// Two raw clients paired with each other.
+    pub fn pair(port: u16, first: &str, second: &str) -> (Self, Self) {
+        let (a, waiting) = Self::login(port, first);
+        assert_eq!(waiting, Frame::Waiting);
+        let (mut b, paired) = Self::login(port, second);
+        assert_eq!(paired, Frame::Paired(first.into()));
+        let mut a = a;
+        assert_eq!(a.recv(), Frame::Paired(second.into()));
+        let _ = &mut b;
+        (a, b)
+    }
+}
+
+/// Proves a conversation still works: each side's message reaches the other.
+pub fn assert_chat_works(a: &mut Raw, b: &mut Raw, tag: &str) {
+    let to_b = format!("{tag}: ping from a");
+    let to_a = format!("{tag}: pong from b");
+    a.send(&Frame::Message(to_b.clone()));
+    assert_eq!(
+        b.recv_until(|f| matches!(f, Frame::Message(_))),
+        Frame::Message(to_b)
+    );
+    b.send(&Frame::Message(to_a.clone()));
+    assert_eq!(
+        a.recv_until(|f| matches!(f, Frame::Message(_))),
+        Frame::Message(to_a)
+    );
+}
