@@ -25,15 +25,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the relay server.
+    #[command(after_help = "Examples:\n  \
+        p2pchat server localhost 8888     listen on localhost, port 8888\n  \
+        p2pchat server 0.0.0.0 0          all interfaces, any free port (logged)\n  \
+        RUST_LOG=debug p2pchat server ::1 8888")]
     Server(ServerArgs),
     /// Connect to a relay and chat.
+    #[command(
+        after_help = "Type a line and press Enter to send it; /help lists commands, /exit \
+        (or Ctrl+C, Ctrl+D) quits.\n\n\
+        When standard input is not a terminal the client runs in scripting mode: no prompts or \
+        colours, one line per event on stdout; the first input line is the nickname (unless \
+        --nick), every further line a message, and end of input leaves once everything typed \
+        has been sent. Exit status: 0 when you leave, 1 when the server is unreachable, refuses \
+        you or goes away.\n\n\
+        Examples:\n  \
+        p2pchat client localhost 8888\n  \
+        printf 'Nick1\\nhello\\n/exit\\n' | p2pchat client 127.0.0.1 8888"
+    )]
     Client(ClientArgs),
 }
 
 /// Logging switches shared by both subcommands.
 #[derive(Args, Clone, Copy)]
 struct Verbosity {
-    /// More log detail (-v debug, -vv trace). RUST_LOG overrides both flags.
+    /// More log detail (-v debug, -vv trace); the client logs to stderr only with -v.
+    /// RUST_LOG overrides both flags.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// Less log detail (-q warnings only, -qq errors only).

@@ -193,14 +193,14 @@ fn bad_nicknames_get_reasons_and_a_retry() {
 
 #[test]
 fn a_silent_connection_is_timed_out_at_login() {
-    let (server, mut a, mut b) = server_with_probe(&["--login-timeout", "300ms"]);
+    let (server, mut a, mut b) = server_with_probe(&["--login-timeout", "1s"]);
     let mut silent = server.raw();
     let frames = silent.expect_closed();
     assert_eq!(
         error_code(frames.last().expect("an error")),
         (ErrorCode::Timeout, true)
     );
-    server.expect_log("⏱️ Client 3 timed out: no nickname within 300ms");
+    server.expect_log("⏱️ Client 3 timed out: no nickname within 1s");
     assert_chat_works(&mut a, &mut b, "after a silent client");
 }
 

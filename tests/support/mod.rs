@@ -293,6 +293,25 @@ impl Raw {
         }
     }
 
+    /// The next frame if one arrives within `wait`.
+    pub fn recv_timeout(&mut self, wait: Duration) -> Option<Frame> {
+        if let Some((frame, used)) = decode(&self.buf, RAW_MAX_FRAME).expect("decodable") {
+            self.buf.drain(..used);
+            return Some(frame);
+        }
+        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        let mut chunk = [0u8; 64 * 1024];
+        let read = self.stream.read(&mut chunk);
+        self.stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        match read {
+            Ok(n) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                self.recv_timeout(Duration::from_millis(1))
+            }
+            _ => None,
+        }
+    }
+
     /// Frames until `pred` matches one (which is returned); pings are answered on the way.
     pub fn recv_until(&mut self, mut pred: impl FnMut(&Frame) -> bool) -> Frame {
         loop {

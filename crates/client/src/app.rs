@@ -269,7 +269,7 @@ impl App {
                 vec![
                     show(
                         Style::Error,
-                        format!("🛑 The chat server is shutting down: {}", printable(&why)),
+                        format!("🛑 The chat server is shutting down ({})", printable(&why)),
                     ),
                     Effect::Close { code: 1 },
                 ]

@@ -50,7 +50,7 @@ pub async fn run(options: Options) -> i32 {
     let (connection, welcome) = match net::connect(&options.host, options.port).await {
         Ok(connected) => connected,
         Err(err) => {
-            ui.finish();
+            ui.finish(false);
             ui.show(&line(
                 Style::Error,
                 format!("❌ Could not connect to chat server at {target}: {err}"),
@@ -170,7 +170,7 @@ impl Chat {
         });
         if close.is_some() {
             // The last lines must reach the screen even if the editor is mid-line.
-            self.ui.finish();
+            self.ui.finish(self.want_input);
         }
         for effect in effects {
             match effect {

@@ -106,14 +106,10 @@ impl Ui {
         match &mut self.printer {
             Some(printer) => {
                 if printer.print(format!("{text}\n")).is_err() {
-                    println!("{text}");
+                    print_plain(&text);
                 }
             }
-            None => {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{text}");
-                let _ = stdout.flush();
-            }
+            None => print_plain(&text),
         }
     }
 
@@ -142,14 +138,25 @@ impl Ui {
     }
 
     /// Restores the terminal and switches to plain printing for the last lines: the line editor
-    /// may still be waiting for a key, and it must not keep the terminal in raw mode.
-    pub fn finish(&mut self) {
+    /// may still be waiting for a key (`editing`), and it must not keep the terminal in raw mode.
+    pub fn finish(&mut self, editing: bool) {
         if let Some(guard) = self.guard.take() {
             drop(guard);
-            println!();
+            if editing {
+                // Leave the half-typed line as it is and start the last lines below it.
+                print_plain("");
+            }
         }
         self.printer = None;
     }
+}
+
+/// Prints a line to stdout; a closed stdout (the reader went away) is not an error worth dying
+/// for, so failures are ignored rather than panicking as `println!` would.
+fn print_plain(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+    let _ = stdout.flush();
 }
 
 fn read_stdin_lines(tx: mpsc::Sender<InputEvent>) {

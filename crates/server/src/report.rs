@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Config;
 
@@ -87,7 +87,7 @@ pub fn log_end(who: &Who, end: &End, config: &Config) {
         End::WriterGone => {
             info!("🐢 {who} disconnected: it stopped reading or the connection broke")
         }
-        End::Shutdown => info!("🛑 {who} disconnected: server shutting down"),
+        End::Shutdown => debug!("{who} disconnected: server shutting down"),
     }
 }
 

@@ -92,7 +92,7 @@ pub async fn serve(
     if matches!(end, End::Shutdown) {
         shared.hub.close();
         outbox.push_note(encode_frame(&Frame::Shutdown(
-            "the server is shutting down".into(),
+            "stopped by its operator".into(),
         )));
     }
     let departure = shared.hub.leave(session.id, end.left_reason());
@@ -272,10 +272,14 @@ impl Session {
             Phase::Joined {
                 companion: Some(companion),
             } => {
-                if companion.push(chunk).await.is_err() {
-                    debug!("{}: companion gone while forwarding", self.who);
+                // The companion may have gone before its `Left` note reached us: keep the run
+                // (a cheap reference-counted clone) so it is held for the next companion instead
+                // of vanishing, exactly as if it had arrived a moment later.
+                if companion.push(chunk.clone()).await.is_ok() {
+                    return Ok(());
                 }
-                Ok(())
+                debug!("{}: companion gone while forwarding; holding", self.who);
+                self.hold(chunk).await
             }
             _ => self.hold(chunk).await,
         }
