@@ -76,6 +76,10 @@ struct ServerArgs {
     /// Bytes of messages held for a client still waiting for a companion.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
     max_held: u32,
+    /// Connections served at once; newcomers beyond it are told the server is full
+    /// [default: the open-files limit less a reserve]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Log format: `text` (the design's timestamped lines) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = logging::Format::Text)]
     log_format: logging::Format,
@@ -129,11 +133,13 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     logging::init_server(args.verbosity.level(), args.log_format);
+    let (files, max_connections) = open_files_budget(args.max_connections);
     let config = p2pchat_server::Config {
         max_message: args.max_message,
         heartbeat: args.heartbeat,
         login_timeout: args.login_timeout,
         max_held: args.max_held,
+        max_connections,
     };
     anyhow::ensure!(config.max_message > 0, "--max-message must be at least 1");
     anyhow::ensure!(
@@ -153,10 +159,38 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "🚀 Chat server started on {}",
         p2pchat_client::host_port(&args.host, bound.port())
     );
+    log_budget(files, max_connections);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     p2pchat_server::run(listener, config, shutdown).await;
     Ok(())
+}
+
+/// File descriptors kept for the listener, logs and the runtime itself.
+const RESERVED_FILES: u64 = 64;
+
+/// The open-files limit (raised as far as allowed) and the connection limit: the one asked
+/// for, or as many as the open-files limit allows.
+fn open_files_budget(asked: Option<usize>) -> (u64, usize) {
+    let files = match p2pchat_server::raise_open_files_limit() {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!("⚠️ Could not read the open-files limit: {err}");
+            1024
+        }
+    };
+    let room = usize::try_from(files.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX);
+    (files, asked.unwrap_or(room))
+}
+
+fn log_budget(files: u64, max: usize) {
+    info!("📂 Open-files limit {files}: serving up to {max} connections at once");
+    let room = files.saturating_sub(RESERVED_FILES);
+    if max as u64 > room {
+        tracing::warn!(
+            "⚠️ --max-connections {max} is above what the open-files limit allows ({room}); raise it with ulimit -n"
+        );
+    }
 }
 
 /// Cancels `token` on Ctrl+C or SIGTERM.

@@ -110,9 +110,24 @@ pub struct Server {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command.args(["server", "127.0.0.1", "0"]).args(extra);
+        Self::spawn(command)
+    }
+
+    /// Starts the server with a hard and soft open-files limit of `files` (through prlimit).
+    pub fn start_with_open_files(files: u32, extra: &[&str]) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(binary())
             .args(["server", "127.0.0.1", "0"])
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -140,6 +155,17 @@ impl Server {
 
     pub fn signal(&self, name: &str) {
         signal(&self.child, name);
+    }
+
+    /// The server's resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
     }
 
     pub fn wait_exit(&mut self) -> ExitStatus {

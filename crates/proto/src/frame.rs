@@ -168,6 +168,8 @@ pub enum ErrorCode {
     Timeout,
     /// The held-message allowance of a waiting client is used up; the message was not kept.
     HeldFull,
+    /// The relay is at its connection limit; try again later.
+    ServerFull,
     /// A code this version does not know (kept so newer relays can add codes).
     Other(u16),
 }
@@ -189,6 +191,7 @@ impl ErrorCode {
             Self::UnexpectedFrame => 11,
             Self::Timeout => 12,
             Self::HeldFull => 13,
+            Self::ServerFull => 14,
             Self::Other(code) => code,
         }
     }
@@ -209,6 +212,7 @@ impl ErrorCode {
             11 => Self::UnexpectedFrame,
             12 => Self::Timeout,
             13 => Self::HeldFull,
+            14 => Self::ServerFull,
             other => Self::Other(other),
         }
     }

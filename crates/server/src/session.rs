@@ -1,66 +1,83 @@
-//! One client connection: the handshake, the nickname, and the read loop that forwards chat.
+//! One client connection, served by one task that both reads and writes its socket.
 //!
-//! The read loop hands on whole runs of complete `Message` frames (one copy of a slice of the read
-//! buffer, however many messages it holds) instead of one queue operation per message. Frames
-//! other than messages are decoded and acted on one by one. A session never writes to its socket:
-//! its outbox's writer task does (see `outbox`).
+//! One task rather than a reader and a writer keeps an idle connection cheap (one task, no
+//! channels, no read buffer while nothing is arriving) and removes a hand-off per message. The
+//! task never waits on anything but its own select: a run of messages the companion has no room
+//! for is parked in `blocked` and reading pauses, while writing to this client goes on, so two
+//! busy companions can never wait on each other.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use p2pchat_proto::{
-    decode, peek_header, DecodeError, ErrorCode, Frame, FrameType, LeftReason, NickError,
-    HEADER_LEN, PROTOCOL_VERSION,
-};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use bytes::{Bytes, BytesMut};
+use p2pchat_proto::{peek_header, ErrorCode, Frame, LeftReason};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::held::Held;
-use crate::hub::{Joined, Note, SessionId};
-use crate::link::{encode_frame, Link};
-use crate::outbox::{self, Outbox};
+use crate::hub::{Note, SessionId};
+use crate::mailbox::{Link, Mailbox, Queued};
 use crate::report::{log_end, log_pairing, End, Who};
 use crate::Shared;
 
-/// Spare room kept in the read buffer before each read.
-const READ_CHUNK: usize = 8 * 1024;
+/// Bytes asked of the kernel per read. Large reads are what let one read hand on a long run of
+/// messages at once.
+const READ_SIZE: usize = 64 * 1024;
+/// How long the last frames (a `Shutdown`, a fatal `Error`) may take to go out at the end.
+const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// Most buffers handed to one vectored write.
+const MAX_IOV: usize = 64;
 
-enum Phase {
+pub(crate) enum Phase {
     /// Nothing received yet: the first frame must be `Hello`.
     Hello,
     /// Handshake done, no nickname yet.
     Nick,
     /// Named; chatting with `companion`, or waiting when it is `None`.
-    Joined { companion: Option<Outbox> },
+    Joined { companion: Option<Link> },
 }
 
-struct Session {
-    id: SessionId,
-    who: Who,
-    shared: Arc<Shared>,
-    link: Link,
-    notes: mpsc::UnboundedReceiver<Note<Link>>,
-    phase: Phase,
-    held: Held,
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) who: Who,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) mailbox: Link,
+    pub(crate) phase: Phase,
+    pub(crate) held: Held,
+    /// Runs for the companion that did not fit in its mailbox yet, oldest first.
+    pub(crate) blocked: VecDeque<Bytes>,
+    /// Bytes read but not yet acted on (a partial frame); empty and unallocated when idle.
+    pub(crate) rbuf: BytesMut,
+    /// Frames being written to the client; the first may be partly written (`out_offset`).
+    out: VecDeque<Queued>,
+    out_offset: usize,
+    /// Bytes in `out` that are not companion data: this session's own replies and hub notes.
+    /// Reading pauses while they pile up (a client that floods pings and never reads).
+    out_reply_bytes: usize,
+    notes: VecDeque<Note<Link>>,
+    last_read: Instant,
+    /// Last time writing made progress or had nothing to do.
+    write_progress: Instant,
 }
 
-enum Event {
+enum Step {
     Shutdown,
-    WriterGone,
-    Note(Note<Link>),
+    Woken,
+    Writable(std::io::Result<()>),
+    Room,
+    Readable(std::io::Result<()>),
     Deadline,
-    Read(std::io::Result<usize>),
 }
 
 /// Serves one accepted connection until it ends, then tells the hub and logs why.
 pub async fn serve(
-    stream: TcpStream,
+    mut stream: TcpStream,
     addr: SocketAddr,
     number: u64,
     shared: Arc<Shared>,
@@ -68,91 +85,98 @@ pub async fn serve(
 ) {
     // Chat frames are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
-    let (outbox, outbox_rx) = Outbox::new(shared.config.outbox_bytes());
-    let dead = CancellationToken::new();
-    let writer = tokio::spawn(outbox::drain(
-        outbox_rx,
-        writer,
-        shared.config.heartbeat,
-        dead.clone(),
-    ));
-    let (link, notes) = Link::new(outbox.clone());
+    let now = Instant::now();
     let mut session = Session {
         id: number,
         who: Who::new(number),
-        shared: shared.clone(),
-        link,
-        notes,
+        mailbox: Mailbox::new(shared.config.outbox_bytes()),
         phase: Phase::Hello,
         held: Held::new(shared.config.max_held as usize),
+        blocked: VecDeque::new(),
+        rbuf: BytesMut::new(),
+        out: VecDeque::new(),
+        out_offset: 0,
+        out_reply_bytes: 0,
+        notes: VecDeque::new(),
+        last_read: now,
+        write_progress: now,
+        shared: shared.clone(),
     };
     debug!("client {number} at {addr}: session started");
-    let end = session.run(reader, &shutdown, &dead).await;
+    let end = session.run(&stream, &shutdown).await;
     if matches!(end, End::Shutdown) {
         shared.hub.close();
-        outbox.push_note(encode_frame(&Frame::Shutdown(
-            "stopped by its operator".into(),
-        )));
+        session.reply(&Frame::Shutdown("stopped by its operator".into()));
     }
     let departure = shared.hub.leave(session.id, end.left_reason());
     log_end(&session.who, &end, &shared.config);
-    if let Some(departure) = departure {
-        if let Some((a, b)) = departure.repaired {
-            log_pairing(&a, &b);
-        }
+    if let Some((a, b)) = departure.and_then(|d| d.repaired) {
+        log_pairing(&a, &b);
     }
-    if session.held.count() > 0 {
+    let unsent = session.held.count() + session.blocked.len();
+    if unsent > 0 {
         info!(
-            "📭 {} held message(s) from {} were never delivered",
-            session.held.count(),
+            "📭 {unsent} message run(s) from {} were never delivered",
             session.who
         );
     }
-    outbox.close();
-    drop(session);
-    drop(outbox);
-    let _ = writer.await;
+    if !matches!(end, End::Reset(_) | End::WriterGone) {
+        let _ = tokio::time::timeout(FINAL_FLUSH, session.flush(&mut stream)).await;
+    }
+    session.mailbox.close();
 }
 
 impl Session {
-    async fn run(
-        &mut self,
-        mut reader: OwnedReadHalf,
-        shutdown: &CancellationToken,
-        dead: &CancellationToken,
-    ) -> End {
-        let shared = self.shared.clone();
-        let config = &shared.config;
-        let login_deadline = Instant::now() + config.login_timeout;
-        let mut last_read = Instant::now();
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    async fn run(&mut self, stream: &TcpStream, shutdown: &CancellationToken) -> End {
+        let mailbox = self.mailbox.clone();
+        let login_deadline = Instant::now() + self.shared.config.login_timeout;
+        let sleep = sleep_until(login_deadline);
+        tokio::pin!(sleep);
         loop {
-            let deadline = match self.phase {
-                Phase::Joined { .. } => last_read + config.heartbeat,
-                _ => login_deadline,
+            if let Err(end) = self.absorb_mailbox() {
+                return end;
+            }
+            if self.out.is_empty() {
+                self.write_progress = Instant::now();
+            }
+            // The timer is moved later lazily (when it fires), but earlier at once: joining
+            // swaps the login deadline for the heartbeat, and a stalled write starts its clock.
+            let deadline = self.next_deadline(login_deadline);
+            if deadline < sleep.deadline() {
+                sleep.as_mut().reset(deadline);
+            }
+            let writing = !self.out.is_empty();
+            let reading = self.blocked.is_empty() && self.out_reply_bytes < self.shared.max_backlog;
+            let waiting_room = match (&self.phase, self.blocked.is_empty()) {
+                (Phase::Joined { companion: Some(c) }, false) => Some(c.clone()),
+                _ => None,
             };
-            reserve_for_next_frame(&mut buf, shared.max_frame);
-            let event = tokio::select! {
+            let step = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => Event::Shutdown,
-                _ = dead.cancelled() => Event::WriterGone,
-                Some(note) = self.notes.recv() => Event::Note(note),
-                _ = sleep_until(deadline) => Event::Deadline,
-                read = reader.read_buf(&mut buf) => Event::Read(read),
+                _ = shutdown.cancelled() => Step::Shutdown,
+                _ = mailbox.woken() => Step::Woken,
+                ready = stream.writable(), if writing => Step::Writable(ready),
+                _ = room(&waiting_room), if waiting_room.is_some() => Step::Room,
+                ready = stream.readable(), if reading => Step::Readable(ready),
+                _ = &mut sleep => Step::Deadline,
             };
-            let result = match event {
-                Event::Shutdown => return End::Shutdown,
-                Event::WriterGone => return End::WriterGone,
-                Event::Note(note) => self.on_note(note).await,
-                Event::Deadline => return self.timed_out(),
-                Event::Read(Ok(0)) if buf.is_empty() => return End::Closed,
-                Event::Read(Ok(0)) => return End::MidFrame,
-                Event::Read(Ok(_)) => {
-                    last_read = Instant::now();
-                    self.on_readable(&mut buf).await
+            let result = match step {
+                Step::Shutdown => return End::Shutdown,
+                Step::Woken => Ok(()),
+                Step::Writable(Ok(())) => self.write_some(stream),
+                Step::Room => {
+                    self.flush_blocked();
+                    Ok(())
                 }
-                Event::Read(Err(err)) => return End::Reset(err),
+                Step::Readable(Ok(())) => self.read_some(stream),
+                Step::Writable(Err(err)) | Step::Readable(Err(err)) => Err(End::Reset(err)),
+                Step::Deadline => match self.expired(login_deadline) {
+                    Some(end) => return end,
+                    None => {
+                        sleep.as_mut().reset(self.next_deadline(login_deadline));
+                        Ok(())
+                    }
+                },
             };
             if let Err(end) = result {
                 return end;
@@ -160,290 +184,265 @@ impl Session {
         }
     }
 
-    fn timed_out(&mut self) -> End {
-        let (code, end) = match self.phase {
-            Phase::Joined { .. } => (
-                "no heartbeat from you within the heartbeat interval",
-                End::TimedOut,
-            ),
-            _ => ("no nickname within the login timeout", End::LoginTimeout),
-        };
-        self.link.outbox.push_note(encode_frame(&Frame::Error {
-            code: ErrorCode::Timeout,
-            fatal: true,
-            text: format!("timed out: {code}"),
-        }));
-        end
-    }
-
-    /// Acts on every complete frame in `buf`, leaving a partial one for the next read.
-    async fn on_readable(&mut self, buf: &mut BytesMut) -> Result<(), End> {
-        let max_frame = self.shared.max_frame;
-        let mut run = 0;
-        loop {
-            let header = match peek_header(&buf[run..], max_frame) {
-                Ok(Some(header)) => header,
-                Ok(None) => break,
-                Err(err) => {
-                    self.forward(buf, &mut run).await?;
-                    return Err(self.refuse_stream(err));
-                }
-            };
-            let frame_len = header.frame_len();
-            if buf.len() - run < frame_len {
-                break;
-            }
-            if header.type_byte == FrameType::Message as u8 && self.is_joined() {
-                match self.check_message(&buf[run + HEADER_LEN..run + frame_len]) {
-                    Ok(()) => run += frame_len,
-                    Err((code, text)) => {
-                        self.forward(buf, &mut run).await?;
-                        buf.advance(frame_len);
-                        warn!("⚠️ {} sent a bad message: {text}", self.who);
-                        self.reply_error(code, text).await?;
-                    }
-                }
-                continue;
-            }
-            self.forward(buf, &mut run).await?;
-            match decode(buf, max_frame) {
-                Ok(Some((frame, used))) => {
-                    buf.advance(used);
-                    self.on_frame(frame).await?;
-                }
-                Ok(None) => break,
-                Err(err) => match err.skip_len() {
-                    Some(skip) if !matches!(self.phase, Phase::Hello) => {
-                        buf.advance(skip);
-                        warn!("⚠️ {} sent a malformed frame: {err}", self.who);
-                        self.reply_error(err.error_code(), err.to_string()).await?;
-                    }
-                    _ => return Err(self.refuse_stream(err)),
-                },
+    /// Takes what others queued for this session: frames to write, notes to act on (together,
+    /// because a note's frame and the data queued around it must keep their order).
+    pub(crate) fn absorb_mailbox(&mut self) -> Result<(), End> {
+        let before = self.out.len();
+        self.mailbox.take(&mut self.out, &mut self.notes);
+        for (bytes, is_data) in self.out.range(before..) {
+            if !is_data {
+                self.out_reply_bytes += bytes.len();
             }
         }
-        self.forward(buf, &mut run).await
-    }
-
-    fn is_joined(&self) -> bool {
-        matches!(self.phase, Phase::Joined { .. })
-    }
-
-    /// A chat message's payload must be non-empty UTF-8 within the message limit.
-    fn check_message(&self, payload: &[u8]) -> Result<(), (ErrorCode, String)> {
-        let max = self.shared.config.max_message as usize;
-        if payload.is_empty() {
-            return Err((
-                ErrorCode::EmptyMessage,
-                "empty messages are not sent".into(),
-            ));
-        }
-        if payload.len() > max {
-            return Err((
-                ErrorCode::FrameTooLarge,
-                format!(
-                    "message of {} bytes is over the limit of {max} bytes",
-                    payload.len()
-                ),
-            ));
-        }
-        if std::str::from_utf8(payload).is_err() {
-            return Err((
-                ErrorCode::InvalidUtf8,
-                "message text is not valid UTF-8; it was not delivered".into(),
-            ));
+        while let Some(note) = self.notes.pop_front() {
+            self.on_note(note)?;
         }
         Ok(())
     }
 
-    /// Hands the first `run` bytes of `buf` (complete, checked `Message` frames) to the
-    /// companion, or holds them while there is none.
-    async fn forward(&mut self, buf: &mut BytesMut, run: &mut usize) -> Result<(), End> {
-        if *run == 0 {
-            return Ok(());
-        }
-        // Copying the run (one memcpy per read, not per message) lets the read buffer be reused
-        // and makes the outbox's byte credit the true memory held for this companion.
-        let chunk = Bytes::copy_from_slice(&buf[..*run]);
-        buf.advance(*run);
-        *run = 0;
-        self.drain_notes().await?;
-        match &self.phase {
-            Phase::Joined {
-                companion: Some(companion),
-            } => {
-                // The companion may have gone before its `Left` note reached us: keep the run
-                // (a cheap reference-counted clone) so it is held for the next companion instead
-                // of vanishing, exactly as if it had arrived a moment later.
-                if companion.push(chunk.clone()).await.is_ok() {
-                    return Ok(());
-                }
-                debug!("{}: companion gone while forwarding; holding", self.who);
-                self.hold(chunk).await
+    /// Queues a frame of this session's own for the client (answers, errors, shutdown). Not
+    /// counted against the companion's data limit; reading pauses instead while `out` is long.
+    pub(crate) fn reply(&mut self, frame: &Frame) {
+        let mut out = BytesMut::new();
+        p2pchat_proto::encode(frame, &mut out);
+        self.out_reply_bytes += out.len();
+        self.out.push_back((out.freeze(), false));
+    }
+
+    /// Writes as much of `out` as the socket takes now.
+    fn write_some(&mut self, stream: &TcpStream) -> Result<(), End> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for (i, (bytes, _)) in self.out.iter().take(MAX_IOV).enumerate() {
+                let skip = if i == 0 { self.out_offset } else { 0 };
+                slices[i] = IoSlice::new(&bytes[skip..]);
+                count += 1;
             }
-            _ => self.hold(chunk).await,
+            match stream.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Err(End::WriterGone),
+                Ok(written) => self.advance_out(written),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => return Err(End::Reset(err)),
+            }
+        }
+        Ok(())
+    }
+
+    fn advance_out(&mut self, mut written: usize) {
+        self.write_progress = Instant::now();
+        let mut counted = 0;
+        while written > 0 {
+            let Some((front, is_data)) = self.out.front() else {
+                break;
+            };
+            let left = front.len() - self.out_offset;
+            let step = left.min(written);
+            if *is_data {
+                counted += step;
+            } else {
+                self.out_reply_bytes -= step;
+            }
+            written -= step;
+            if step == left {
+                self.out.pop_front();
+                self.out_offset = 0;
+            } else {
+                self.out_offset += step;
+            }
+        }
+        if counted > 0 {
+            self.mailbox.written(counted);
         }
     }
 
-    async fn hold(&mut self, chunk: Bytes) -> Result<(), End> {
+    /// Reads once and acts on every complete frame.
+    fn read_some(&mut self, stream: &TcpStream) -> Result<(), End> {
+        let wanted = match peek_header(&self.rbuf, self.shared.max_frame) {
+            Ok(Some(header)) => header.frame_len().saturating_sub(self.rbuf.len()),
+            _ => 0,
+        };
+        self.rbuf.reserve(wanted.max(READ_SIZE));
+        match stream.try_read_buf(&mut self.rbuf) {
+            Ok(0) if self.rbuf.is_empty() => Err(End::Closed),
+            Ok(0) => Err(End::MidFrame),
+            Ok(_) => {
+                self.last_read = Instant::now();
+                self.on_readable()?;
+                if self.rbuf.is_empty() {
+                    // Give the buffer back while the client is quiet.
+                    self.rbuf = BytesMut::new();
+                }
+                Ok(())
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(err) => Err(End::Reset(err)),
+        }
+    }
+
+    /// Which deadline passed, if any: login, silence, or a write that stopped moving.
+    fn expired(&mut self, login_deadline: Instant) -> Option<End> {
+        let now = Instant::now();
+        let heartbeat = self.shared.config.heartbeat;
+        if !self.out.is_empty() && self.write_progress + heartbeat <= now {
+            return Some(End::WriterGone);
+        }
+        match self.phase {
+            Phase::Joined { .. } => {
+                // While the companion's mailbox is full this session is not reading, so the
+                // client's silence is ours, not theirs.
+                (self.blocked.is_empty() && self.last_read + heartbeat <= now).then(|| {
+                    self.reply_fatal_timeout("no heartbeat from you within the heartbeat interval");
+                    End::TimedOut
+                })
+            }
+            _ => (login_deadline <= now).then(|| {
+                self.reply_fatal_timeout("no nickname within the login timeout");
+                End::LoginTimeout
+            }),
+        }
+    }
+
+    fn next_deadline(&self, login_deadline: Instant) -> Instant {
+        let heartbeat = self.shared.config.heartbeat;
+        let mut deadline = match self.phase {
+            Phase::Joined { .. } if self.blocked.is_empty() => self.last_read + heartbeat,
+            Phase::Joined { .. } => Instant::now() + heartbeat,
+            _ => login_deadline,
+        };
+        if !self.out.is_empty() {
+            deadline = deadline.min(self.write_progress + heartbeat);
+        }
+        deadline
+    }
+
+    fn reply_fatal_timeout(&mut self, why: &str) {
+        self.reply(&Frame::Error {
+            code: ErrorCode::Timeout,
+            fatal: true,
+            text: format!("timed out: {why}"),
+        });
+    }
+
+    /// Writes what is left (at the end of the session), then closes the sending side.
+    async fn flush(&mut self, stream: &mut TcpStream) {
+        let _ = self.absorb_mailbox();
+        while !self.out.is_empty() {
+            if stream.writable().await.is_err() || self.write_some(stream).is_err() {
+                return;
+            }
+        }
+        let _ = stream.shutdown().await;
+    }
+
+    /// Hands `chunk` (complete message frames) to the companion, parks it if the companion has
+    /// no room, or holds it while there is no companion.
+    pub(crate) fn deliver(&mut self, chunk: Bytes) {
+        if !self.blocked.is_empty() {
+            self.blocked.push_back(chunk);
+            return;
+        }
+        let Phase::Joined {
+            companion: Some(companion),
+        } = &self.phase
+        else {
+            return self.hold(chunk);
+        };
+        match companion.push_data(chunk) {
+            Ok(()) => {}
+            Err(crate::mailbox::Refused::Full(chunk)) => self.blocked.push_back(chunk),
+            // Gone before its `Left` note reached us: keep the run for the next companion,
+            // exactly as if it had arrived a moment later.
+            Err(crate::mailbox::Refused::Closed(chunk)) => self.hold(chunk),
+        }
+    }
+
+    /// Pushes parked runs to the companion while it has room.
+    fn flush_blocked(&mut self) {
+        let Phase::Joined {
+            companion: Some(companion),
+        } = &self.phase
+        else {
+            return;
+        };
+        let companion = companion.clone();
+        while let Some(chunk) = self.blocked.pop_front() {
+            match companion.push_data(chunk) {
+                Ok(()) => {}
+                Err(crate::mailbox::Refused::Full(chunk)) => {
+                    self.blocked.push_front(chunk);
+                    return;
+                }
+                Err(crate::mailbox::Refused::Closed(chunk)) => {
+                    self.blocked.push_front(chunk);
+                    self.hold_blocked();
+                    return;
+                }
+            }
+        }
+        // Reading resumes; the client's silence while paused was our doing.
+        self.last_read = Instant::now();
+    }
+
+    /// Moves parked runs back to the held store (their companion went away).
+    pub(crate) fn hold_blocked(&mut self) {
+        let blocked = std::mem::take(&mut self.blocked);
+        for chunk in blocked {
+            self.hold(chunk);
+        }
+        self.last_read = Instant::now();
+    }
+
+    fn hold(&mut self, chunk: Bytes) {
         let refused = self.held.push_run(chunk, self.shared.max_frame);
         if refused > 0 {
             let text = format!(
                 "{refused} message(s) not kept: the {} byte allowance for messages waiting for a companion is used up",
                 self.held.limit()
             );
-            self.reply_error(ErrorCode::HeldFull, text).await?;
+            self.reply_error(ErrorCode::HeldFull, text);
         }
-        Ok(())
     }
 
-    /// Acts on notes the hub sent this session since the last look, in order.
-    async fn drain_notes(&mut self) -> Result<(), End> {
-        while let Ok(note) = self.notes.try_recv() {
-            self.on_note(note).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_note(&mut self, note: Note<Link>) -> Result<(), End> {
+    fn on_note(&mut self, note: Note<Link>) -> Result<(), End> {
         match note {
             Note::NickAccepted(nick) => {
                 self.who.name(&nick);
                 self.phase = Phase::Joined { companion: None };
             }
-            Note::Waiting | Note::CompanionLeft { .. } => {
+            Note::Waiting => self.phase = Phase::Joined { companion: None },
+            Note::CompanionLeft { .. } => {
                 self.phase = Phase::Joined { companion: None };
+                self.hold_blocked();
             }
             Note::Paired { companion, .. } => {
-                for chunk in self.held.take() {
-                    let _ = companion.outbox.push(chunk).await;
-                }
+                self.blocked.extend(self.held.take());
                 self.phase = Phase::Joined {
-                    companion: Some(companion.outbox),
+                    companion: Some(companion),
                 };
+                self.flush_blocked();
             }
         }
         Ok(())
     }
 
-    async fn on_frame(&mut self, frame: Frame) -> Result<(), End> {
-        match (&self.phase, frame) {
-            (Phase::Hello, Frame::Hello { version, .. }) if version >= 1 => {
-                let config = &self.shared.config;
-                let welcome = Frame::Welcome {
-                    version: version.min(PROTOCOL_VERSION),
-                    features: 0,
-                    max_message: config.max_message,
-                    heartbeat_ms: u32::try_from(config.heartbeat.as_millis()).unwrap_or(u32::MAX),
-                    server: format!("p2pchat {}", env!("CARGO_PKG_VERSION")),
-                };
-                self.phase = Phase::Nick;
-                self.reply(&welcome).await
-            }
-            (Phase::Hello, Frame::Hello { version, .. }) => Err(self.refuse(
-                ErrorCode::UnsupportedVersion,
-                format!("protocol version {version} is not supported; this server speaks 1"),
-            )),
-            (Phase::Hello, _) => Err(self.refuse(
-                ErrorCode::HelloRequired,
-                "the first frame must be Hello (is this a p2pchat client?)".into(),
-            )),
-            (_, Frame::Ping(token)) => self.reply(&Frame::Pong(token)).await,
-            (_, Frame::Pong(_)) => Ok(()),
-            (_, Frame::Bye) => Err(End::Quit),
-            (Phase::Nick, Frame::Nick(nick)) => self.claim_nick(nick).await,
-            (Phase::Nick, Frame::Message(_)) => {
-                self.reply_error(
-                    ErrorCode::NotLoggedIn,
-                    "choose a nickname before sending messages".into(),
-                )
-                .await
-            }
-            (_, Frame::Nick(_)) => {
-                self.reply_error(
-                    ErrorCode::UnexpectedFrame,
-                    "you already have a nickname".into(),
-                )
-                .await
-            }
-            (_, other) => {
-                let kind = other.frame_type();
-                warn!("⚠️ {} sent an unexpected {kind:?} frame", self.who);
-                self.reply_error(
-                    ErrorCode::UnexpectedFrame,
-                    format!("a client does not send {kind:?} frames"),
-                )
-                .await
-            }
-        }
-    }
-
-    async fn claim_nick(&mut self, nick: String) -> Result<(), End> {
-        match self.shared.hub.join(self.id, &nick, self.link.clone()) {
-            Ok(joined) => {
-                info!("👤 {} nickname: {nick}", Who::new(self.id));
-                match joined {
-                    Joined::Paired { companion } => log_pairing(&companion, &nick),
-                    Joined::Waiting => info!("⏳ {nick} is waiting for a companion"),
-                }
-                self.drain_notes().await
-            }
-            Err(err) => {
-                info!("🚫 {} nickname {nick:?} rejected: {err}", self.who);
-                let code = match err {
-                    NickError::Taken(_) => ErrorCode::NickTaken,
-                    _ => ErrorCode::NickInvalid,
-                };
-                self.reply_error(code, err.to_string()).await
-            }
-        }
-    }
-
-    async fn reply(&self, frame: &Frame) -> Result<(), End> {
-        self.link
-            .outbox
-            .push(encode_frame(frame))
-            .await
-            .map_err(|_| End::WriterGone)
-    }
-
-    async fn reply_error(&self, code: ErrorCode, text: String) -> Result<(), End> {
-        let fatal = false;
-        self.reply(&Frame::Error { code, fatal, text }).await
-    }
-
-    /// Queues a fatal error for the client and returns how the session ends.
-    fn refuse(&self, code: ErrorCode, text: String) -> End {
-        warn!("⚠️ {} refused: {text}", self.who);
-        self.link.outbox.push_note(encode_frame(&Frame::Error {
+    pub(crate) fn reply_error(&mut self, code: ErrorCode, text: String) {
+        self.reply(&Frame::Error {
             code,
-            fatal: true,
-            text: text.clone(),
-        }));
-        End::Refused(text)
-    }
-
-    /// The byte stream cannot be trusted past this error.
-    fn refuse_stream(&self, err: DecodeError) -> End {
-        let code = match self.phase {
-            Phase::Hello => ErrorCode::HelloRequired,
-            _ => err.error_code(),
-        };
-        self.refuse(code, format!("malformed frame: {err}"))
+            fatal: false,
+            text,
+        });
     }
 }
 
-/// Makes room for the rest of a partly received frame (up to `max_frame`), or for a fresh read.
-fn reserve_for_next_frame(buf: &mut BytesMut, max_frame: usize) {
-    let wanted = match peek_header(buf, max_frame) {
-        Ok(Some(header)) => header.frame_len().saturating_sub(buf.len()),
-        _ => 0,
-    };
-    buf.reserve(wanted.max(READ_CHUNK / 2));
+async fn room(link: &Option<Link>) {
+    if let Some(link) = link {
+        link.room().await;
+    }
 }
 
 impl End {
-    fn left_reason(&self) -> LeftReason {
+    pub(crate) fn left_reason(&self) -> LeftReason {
         match self {
             End::Quit | End::Shutdown => LeftReason::Quit,
             End::TimedOut | End::LoginTimeout => LeftReason::TimedOut,

@@ -1,0 +1,140 @@
+//! The accept loop: connection limit, back-off when the process runs out of file descriptors,
+//! and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use p2pchat_proto::{encode_to_vec, ErrorCode, Frame};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::hub::Hub;
+use crate::{report, session, Config, Shared};
+
+/// How long shutdown waits for sessions to flush before the relay exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// Refusals ("server full") in flight beyond which newcomers are closed without a word, so a
+/// connection flood cannot grow the number of tasks without limit either.
+const MAX_REFUSALS: usize = 1024;
+/// Time a refused connection gets to receive its error frame.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Raises the soft limit on open files to the hard limit (each connection is one file) and
+/// returns the limit now in force.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard.max(soft))
+}
+
+/// Serves clients on `listener` until `shutdown` is cancelled, then tells every client, lets
+/// sessions flush for at most `SHUTDOWN_GRACE`, and returns.
+pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) {
+    info!("🟢 Waiting for 2 clients to connect...");
+    let shared = Arc::new(Shared {
+        max_frame: config.max_frame(),
+        max_backlog: config.outbox_bytes(),
+        config,
+        hub: Hub::new(),
+    });
+    let sessions = TaskTracker::new();
+    let refusals = TaskTracker::new();
+    let mut accepted = 0u64;
+    let mut backoff = Backoff::default();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            next = listener.accept() => next,
+        };
+        let (stream, addr) = match next {
+            Ok(connection) => {
+                backoff.recovered();
+                connection
+            }
+            Err(err) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = backoff.wait(&err) => continue,
+                }
+            }
+        };
+        accepted += 1;
+        if sessions.len() >= shared.config.max_connections {
+            refuse_full(&refusals, stream, shared.config.max_connections);
+            continue;
+        }
+        report::log_connected(accepted, addr);
+        let session = session::serve(stream, addr, accepted, shared.clone(), shutdown.clone());
+        sessions.spawn(session);
+    }
+    drop(listener);
+    shared.hub.close();
+    info!(
+        "🛑 Shutting down: telling {} connected client(s)",
+        sessions.len()
+    );
+    sessions.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait())
+        .await
+        .is_err()
+    {
+        warn!("⚠️ Some connections did not close in time; closing them now");
+    }
+    info!("✅ Server stopped");
+}
+
+/// Tells a newcomer the server is full, without letting refusals pile up.
+fn refuse_full(refusals: &TaskTracker, mut stream: TcpStream, max: usize) {
+    if refusals.len() >= MAX_REFUSALS {
+        debug!("connection limit reached and refusals backed up; closing a newcomer");
+        return;
+    }
+    warn!("⛔ Connection limit of {max} reached: refusing a newcomer");
+    let error = encode_to_vec(&Frame::Error {
+        code: ErrorCode::ServerFull,
+        fatal: true,
+        text: format!("the server is full ({max} connections); try again later"),
+    });
+    refusals.spawn(async move {
+        let send = async {
+            stream.write_all(&error).await?;
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, send).await;
+    });
+}
+
+/// Accept failures (out of file descriptors, out of memory) are waited out with a growing pause
+/// instead of a busy loop, and logged once per episode rather than once per attempt.
+#[derive(Default)]
+struct Backoff {
+    failing: bool,
+    delay: Duration,
+}
+
+impl Backoff {
+    async fn wait(&mut self, err: &std::io::Error) {
+        if !self.failing {
+            warn!("⚠️ Accepting connections failed: {err}; pausing accepts until it clears (raise the open-files limit with ulimit -n if this is EMFILE)");
+            self.failing = true;
+            self.delay = Duration::from_millis(5);
+        } else {
+            debug!("accept still failing: {err}");
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_millis(500));
+    }
+
+    fn recovered(&mut self) {
+        if self.failing {
+            info!("✅ Accepting connections again");
+            self.failing = false;
+        }
+    }
+}
