@@ -102,8 +102,18 @@ impl Mailbox {
     /// Moves everything queued into `frames` and `notes` (owner only).
     pub fn take(&self, frames: &mut VecDeque<Queued>, notes: &mut VecDeque<Note<Link>>) {
         let mut state = self.lock();
-        frames.append(&mut state.frames);
-        notes.append(&mut state.notes);
+        // Swapping into an empty queue moves the allocation instead of copying into a second
+        // one, so an idle session ends up holding no queue memory at all.
+        if frames.is_empty() {
+            std::mem::swap(frames, &mut state.frames);
+        } else {
+            frames.append(&mut state.frames);
+        }
+        if notes.is_empty() {
+            std::mem::swap(notes, &mut state.notes);
+        } else {
+            notes.append(&mut state.notes);
+        }
     }
 
     /// Records that `written` bytes of counted data left for the client, making room for the

@@ -197,6 +197,7 @@ impl Session {
         while let Some(note) = self.notes.pop_front() {
             self.on_note(note)?;
         }
+        self.notes = VecDeque::new();
         Ok(())
     }
 
@@ -247,6 +248,10 @@ impl Session {
             if step == left {
                 self.out.pop_front();
                 self.out_offset = 0;
+                if self.out.is_empty() {
+                    // Nothing left to write: free the queue rather than keep it for an idle client.
+                    self.out = VecDeque::new();
+                }
             } else {
                 self.out_offset += step;
             }
@@ -275,7 +280,14 @@ impl Session {
                 }
                 Ok(())
             }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                // Readiness can be spurious (a fresh socket often reports it): don't keep a
+                // read buffer for a connection that has nothing to say.
+                if self.rbuf.is_empty() {
+                    self.rbuf = BytesMut::new();
+                }
+                Ok(())
+            }
             Err(err) => Err(End::Reset(err)),
         }
     }
