@@ -154,10 +154,12 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Step::Shutdown,
-                _ = mailbox.woken() => Step::Woken,
                 ready = stream.writable(), if writing => Step::Writable(ready),
                 _ = room(&waiting_room), if waiting_room.is_some() => Step::Room,
                 ready = stream.readable(), if reading => Step::Readable(ready),
+                // The mailbox is emptied at the top of every turn anyway; this only wakes an
+                // otherwise idle session, so it comes after the socket to never starve it.
+                _ = mailbox.woken() => Step::Woken,
                 _ = &mut sleep => Step::Deadline,
             };
             let result = match step {
