@@ -44,6 +44,18 @@ enum Command {
         printf 'Nick1\\nhello\\n/exit\\n' | p2pchat client 127.0.0.1 8888"
     )]
     Client(ClientArgs),
+    /// Measure a running relay (or Redis, NATS, the byte-relay baseline) over real sockets.
+    #[command(
+        after_help = "Scenarios: throughput, latency, pairs, connections, all. \
+        See docs/PERFORMANCE.md and bench/compare.sh.\n\n\
+        Examples:\n  \
+        p2pchat bench --port 8888 throughput\n  \
+        p2pchat bench --port 8888 --server-pid $(pgrep -f 'p2pchat server') --json all"
+    )]
+    Bench(p2pchat_bench::BenchArgs),
+    /// Run the baseline a relay is measured against: pairs connections in arrival order and
+    /// copies bytes between them (tokio's copy_bidirectional), nothing else.
+    BenchSplice(p2pchat_bench::SpliceArgs),
 }
 
 /// Logging switches shared by both subcommands.
@@ -118,6 +130,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Server(args) => runtime.block_on(serve(args)).map(|()| 0),
         Command::Client(args) => runtime.block_on(chat(args)),
+        // The bench tools build runtimes of their own.
+        Command::Bench(args) => p2pchat_bench::run(args).map(|()| 0),
+        Command::BenchSplice(args) => p2pchat_bench::run_splice(args).map(|()| 0),
     };
     let code = match code {
         Ok(code) => code,
@@ -151,7 +166,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "--login-timeout must be more than 0"
     );
     let display = p2pchat_client::host_port(&args.host, args.port);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+    let listener = p2pchat_server::bind(&args.host, args.port)
         .await
         .with_context(|| format!("Could not start the chat server on {display}"))?;
     let bound = listener.local_addr()?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use p2pchat_proto::DEFAULT_MAX_MESSAGE;
 
-pub use listener::{raise_open_files_limit, run};
+pub use listener::{bind, raise_open_files_limit, run};
 
 use crate::hub::Hub;
 use crate::mailbox::Link;

@@ -22,6 +22,35 @@ const MAX_REFUSALS: usize = 1024;
 /// Time a refused connection gets to receive its error frame.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Pending connections the kernel may queue before `accept`: bursts of thousands of clients
+/// (a reconnect storm) must not overflow it, or their SYNs are dropped and retried a second later.
+/// The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `host:port` (trying each address `host` resolves to) with a deep
+/// accept backlog.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host name has no address")
+    }))
+}
+
 /// Raises the soft limit on open files to the hard limit (each connection is one file) and
 /// returns the limit now in force.
 pub fn raise_open_files_limit() -> std::io::Result<u64> {

@@ -1,0 +1,194 @@
+//! Command-line arguments of `p2pchat bench` and `p2pchat bench-splice`.
+
+use anyhow::{bail, Result};
+
+use crate::payload;
+
+/// The server a bench run talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// The p2pchat relay, spoken to with the real protocol.
+    P2pchat,
+    /// The `bench-splice` pure byte relay (pairs consecutive connections).
+    Splice,
+    /// No server: the bench connects to itself (the floor).
+    Direct,
+    /// Redis pub/sub (RESP2).
+    Redis,
+    /// NATS core pub/sub.
+    Nats,
+}
+
+impl Target {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::P2pchat => "p2pchat",
+            Self::Splice => "splice",
+            Self::Direct => "direct",
+            Self::Redis => "redis",
+            Self::Nats => "nats",
+        }
+    }
+}
+
+/// A load scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One conversation, one direction, as fast as possible: messages/s and MB/s.
+    Throughput,
+    /// One conversation, ping-pong: round-trip percentiles.
+    Latency,
+    /// Many conversations at once, one direction each: aggregate messages/s.
+    Pairs,
+    /// Many idle logged-in clients (p2pchat only): server memory per connection.
+    Connections,
+    /// Every scenario the target supports, in the order above.
+    All,
+}
+
+impl Scenario {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Throughput => "throughput",
+            Self::Latency => "latency",
+            Self::Pairs => "pairs",
+            Self::Connections => "connections",
+            Self::All => "all",
+        }
+    }
+}
+
+/// Load-test a relay (or Redis, NATS, the splice relay, or nothing at all) on this machine.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Every message payload is ASCII text of --size bytes carrying its \
+    conversation and index; receivers verify that every message arrived exactly once and in \
+    order. Scenarios: throughput (--messages, one direction), latency (--trips, ping-pong), \
+    pairs (--pairs conversations each sending --per-pair messages one way, all at once), \
+    connections (--connections idle clients, then one message through --sample pairs).\n\n\
+    Examples:\n  \
+    p2pchat bench --port 8888 throughput latency\n  \
+    p2pchat bench --target redis --port 6379 --server-pid $(pidof redis-server) --json all\n  \
+    p2pchat bench --target direct pairs --pairs 100\n  \
+    p2pchat bench --port 8888 --server-pid PID connections --connections 10000"
+)]
+pub struct BenchArgs {
+    /// Scenarios to run, in order (default: all).
+    #[arg(value_enum, value_name = "SCENARIO")]
+    pub scenarios: Vec<Scenario>,
+    /// A scenario to run (may be repeated; adds to the positional list).
+    #[arg(long = "scenario", value_enum, value_name = "SCENARIO")]
+    pub scenario_flags: Vec<Scenario>,
+    /// The server to load.
+    #[arg(long, value_enum, default_value_t = Target::P2pchat)]
+    pub target: Target,
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The server's port (required except for --target direct).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The server's process id, to report its memory (VmRSS) and CPU time.
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object per scenario on stdout (the tables go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Payload bytes per message (at least 18).
+    #[arg(long, default_value_t = 64, value_name = "BYTES")]
+    pub size: usize,
+    /// throughput: messages to send.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    pub messages: u64,
+    /// latency: round trips.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub trips: u64,
+    /// pairs: conversations at once.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub pairs: usize,
+    /// pairs: messages each conversation sends (all one way, first side to second).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub per_pair: u64,
+    /// connections: idle clients to open (paired by the relay two by two).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub connections: usize,
+    /// connections: pairs that must pass a message afterwards.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub sample: usize,
+    /// connections: seconds to keep the clients idle (pinging) before the sample check.
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    pub idle: u64,
+    /// connections: spread client sockets over 127.0.0.1..127.0.0.N (default: one address
+    /// per 10,000 connections).
+    #[arg(long, value_name = "N")]
+    pub source_ips: Option<u8>,
+    /// Connections being set up at once when making many. Keep it under the server's listen
+    /// backlog (128 for a Rust server bound the usual way): a SYN that overflows the backlog is
+    /// dropped and retried a second later, which then dominates the connect time.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub concurrency: usize,
+    /// Seconds a scenario may take (connections: plus --idle) before it is aborted.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+impl BenchArgs {
+    /// The scenarios to run, `all` expanded for the target; an explicit scenario the target
+    /// does not support is an error.
+    pub fn plan(&self) -> Result<Vec<Scenario>> {
+        let asked: Vec<Scenario> = self
+            .scenarios
+            .iter()
+            .chain(&self.scenario_flags)
+            .copied()
+            .collect();
+        let asked = if asked.is_empty() {
+            vec![Scenario::All]
+        } else {
+            asked
+        };
+        let mut plan = Vec::new();
+        for scenario in asked {
+            if scenario == Scenario::All {
+                plan.extend([Scenario::Throughput, Scenario::Latency, Scenario::Pairs]);
+                if self.target == Target::P2pchat {
+                    plan.push(Scenario::Connections);
+                }
+            } else if scenario == Scenario::Connections && self.target != Target::P2pchat {
+                bail!(
+                    "the connections scenario is not supported for --target {} (p2pchat only)",
+                    self.target.name()
+                );
+            } else {
+                plan.push(scenario);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Checks values clap cannot.
+    pub fn validate(&self) -> Result<()> {
+        if self.port.is_none() && self.target != Target::Direct {
+            bail!("--port is required for --target {}", self.target.name());
+        }
+        if self.size < payload::HEADER_LEN {
+            bail!("--size must be at least {} bytes", payload::HEADER_LEN);
+        }
+        if self.size > 16 << 20 {
+            bail!("--size is at most 16 MiB");
+        }
+        let max = payload::MAX_CONVERSATIONS as usize;
+        if self.pairs > max || self.connections / 2 > max {
+            bail!("at most {max} conversations");
+        }
+        if self.source_ips == Some(0) {
+            bail!("--source-ips must be at least 1");
+        }
+        if self.timeout == 0 {
+            bail!("--timeout must be at least 1 second");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! One TCP connection split into a shared `Writer` and a `Reader` that parses events, answers
+//! the server's pings by itself, and hands everything else to the caller.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use bytes::{Buf, BytesMut};
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+use p2pchat_proto::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Mutex;
+
+use crate::wire::{parse, Parsed, Proto};
+
+/// Spare room kept in a read buffer before each read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The write side of a connection; cloneable so a reader can answer pings while a sender task
+/// writes, without ever interleaving two writes.
+#[derive(Clone)]
+pub struct Writer(Arc<Mutex<OwnedWriteHalf>>);
+
+impl Writer {
+    /// Writes all of `bytes`.
+    pub async fn send(&self, bytes: &[u8]) -> Result<()> {
+        let mut half = self.0.lock().await;
+        half.write_all(bytes)
+            .await
+            .context("writing to the server failed")
+    }
+
+    /// Writes all of `bytes` unless another task is writing now; returns whether it wrote.
+    pub async fn try_send(&self, bytes: &[u8]) -> Result<bool> {
+        let Ok(mut half) = self.0.try_lock() else {
+            return Ok(false);
+        };
+        half.write_all(bytes)
+            .await
+            .context("writing to the server failed")?;
+        Ok(true)
+    }
+}
+
+/// What a `Reader` hands to its caller.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A message payload.
+    Message(&'a [u8]),
+    /// A p2pchat frame other than `Message` and `Ping`.
+    Frame(Frame),
+    /// Redis integer reply.
+    Ack(i64),
+    /// Redis subscribe confirmation.
+    Subscribed,
+    /// NATS `PONG`, Redis simple string.
+    Pong,
+    /// NATS `INFO`.
+    Info,
+}
+
+/// The read side of a connection.
+pub struct Reader {
+    half: OwnedReadHalf,
+    buf: BytesMut,
+    proto: Proto,
+    max: usize,
+    writer: Writer,
+    replies: Vec<u8>,
+}
+
+/// Splits a connected stream speaking `proto`; `max` bounds a message (or frame) length.
+pub fn split(stream: TcpStream, proto: Proto, max: usize) -> (Writer, Reader) {
+    let (read, write) = stream.into_split();
+    let writer = Writer(Arc::new(Mutex::new(write)));
+    let reader = Reader {
+        half: read,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        proto,
+        max,
+        writer: writer.clone(),
+        replies: Vec::new(),
+    };
+    (writer, reader)
+}
+
+/// Connects to `addr` with TCP_NODELAY, from `source` (port chosen at connect time) when given.
+pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream> {
+    let stream = match source {
+        Some(ip) => {
+            let socket = if ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            if ip.is_ipv4() {
+                // Lets many sockets share a source port as long as the 4-tuple differs.
+                setsockopt(&socket, IpBindAddressNoPort, &true)
+                    .context("setting IP_BIND_ADDRESS_NO_PORT")?;
+            }
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("binding a client socket to {ip}"))?;
+            socket.connect(addr).await
+        }
+        None => TcpStream::connect(addr).await,
+    }
+    .with_context(|| match source {
+        Some(ip) => format!("connecting to {addr} from {ip}"),
+        None => format!("connecting to {addr}"),
+    })?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl Reader {
+    /// Hands events to `f` until it returns `Some`, reading as needed; events after that one
+    /// stay buffered for the next call. Pings are answered here and never reach `f`.
+    pub async fn next<T>(
+        &mut self,
+        mut f: impl FnMut(Event<'_>) -> Result<Option<T>>,
+    ) -> Result<T> {
+        loop {
+            let mut pos = 0;
+            let mut found = None;
+            while found.is_none() {
+                let rest = &self.buf[pos..];
+                let Some((parsed, used)) = parse(self.proto, rest, self.max)? else {
+                    break;
+                };
+                let event = match parsed {
+                    Parsed::Message(range) => Some(Event::Message(&rest[range])),
+                    Parsed::Frame(Frame::Ping(token)) => {
+                        let pong = p2pchat_proto::encode_to_vec(&Frame::Pong(token));
+                        self.replies.extend_from_slice(&pong);
+                        None
+                    }
+                    Parsed::Frame(Frame::Pong(_)) => None,
+                    Parsed::Frame(Frame::Error { code, text, .. }) => {
+                        bail!("the relay sent an error ({code:?}): {text}")
+                    }
+                    Parsed::Frame(Frame::Shutdown(reason)) => {
+                        bail!("the relay is shutting down: {reason}")
+                    }
+                    Parsed::Frame(frame) => Some(Event::Frame(frame)),
+                    Parsed::Int(n) => Some(Event::Ack(n)),
+                    Parsed::Subscribed => Some(Event::Subscribed),
+                    Parsed::Simple | Parsed::Pong => Some(Event::Pong),
+                    Parsed::Info => Some(Event::Info),
+                    Parsed::Ping => {
+                        self.replies.extend_from_slice(b"PONG\r\n");
+                        None
+                    }
+                };
+                pos += used;
+                if let Some(event) = event {
+                    found = f(event)?;
+                }
+            }
+            self.buf.advance(pos);
+            if !self.replies.is_empty() {
+                let replies = std::mem::take(&mut self.replies);
+                self.writer.send(&replies).await?;
+            }
+            if let Some(found) = found {
+                return Ok(found);
+            }
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            let read = self
+                .half
+                .read_buf(&mut self.buf)
+                .await
+                .context("reading from the server failed")?;
+            if read == 0 {
+                bail!("the server closed the connection");
+            }
+        }
+    }
+
+    /// The connection's write side (holding it keeps the connection open).
+    pub fn writer(&self) -> Writer {
+        self.writer.clone()
+    }
+
+    /// Reads and discards whatever arrives (answering pings) until the connection fails; a
+    /// message arriving here is an error. For connections a scenario does not read from.
+    pub async fn drain(mut self, what: &'static str) -> Result<()> {
+        self.next(|event| match event {
+            Event::Message(_) => bail!("unexpected message on {what}"),
+            _ => Ok(None::<()>),
+        })
+        .await
+        .with_context(|| format!("on {what}"))
+    }
+}

@@ -1,0 +1,228 @@
+//! The task plumbing scenarios share: senders that write big pre-encoded batches, receivers
+//! that verify every message, Redis reply counters, the p2pchat keepalive, and supervision that
+//! fails a scenario on the first error anywhere.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use p2pchat_proto::{encode_to_vec, Frame};
+use tokio::task::JoinSet;
+
+use crate::args::Target;
+use crate::conn::{Event, Reader, Writer};
+use crate::payload::Checker;
+use crate::report::Progress;
+use crate::targets::{Conversation, Ctx};
+use crate::wire::Encoder;
+
+/// Bytes of messages written per write call.
+const BATCH: usize = 64 * 1024;
+
+/// What a finished main task reports.
+pub enum Outcome {
+    /// Nothing to report.
+    Done,
+    /// The last expected message arrived at this instant.
+    Received(Instant),
+    /// Round-trip times, in nanoseconds.
+    Rtts(Vec<u64>),
+}
+
+/// Tasks of a scenario: `main` ones must all finish; `background` ones (drains, keepalive,
+/// samplers) run until the scenario ends, and one ending early fails it. Dropping this aborts
+/// every task (and so closes every connection they hold).
+#[derive(Default)]
+pub struct Tasks {
+    pub main: JoinSet<Result<Outcome>>,
+    pub background: JoinSet<Result<()>>,
+}
+
+impl Tasks {
+    /// Waits for every main task; returns the first error of any task.
+    pub async fn wait(&mut self) -> Result<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        loop {
+            tokio::select! {
+                joined = self.main.join_next() => match joined {
+                    None => return Ok(outcomes),
+                    Some(joined) => outcomes.push(joined.context("a bench task panicked")??),
+                },
+                Some(joined) = self.background.join_next() => {
+                    joined.context("a bench task panicked")??;
+                    bail!("a background connection task ended early");
+                }
+            }
+        }
+    }
+}
+
+/// Pings every connection in `writers` every third of the relay's heartbeat (p2pchat only), so
+/// that receivers that never send are not dropped as silent. A writer busy sending is skipped.
+pub fn keepalive(ctx: &Arc<Ctx>, tasks: &mut Tasks, writers: Arc<Mutex<Vec<Writer>>>) {
+    if ctx.target != Target::P2pchat {
+        return;
+    }
+    let ctx = ctx.clone();
+    let ping = encode_to_vec(&Frame::Ping(0));
+    tasks.background.spawn(async move {
+        let mut last = Instant::now();
+        loop {
+            // Checked often: the heartbeat is only known once the first client is logged in.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let beat = ctx.heartbeat_ms().unwrap_or(30_000);
+            if last.elapsed() < Duration::from_millis(u64::from(beat) / 3) {
+                continue;
+            }
+            last = Instant::now();
+            let snapshot = writers.lock().map(|w| w.clone()).unwrap_or_default();
+            for writer in snapshot {
+                // A stalled write must not hold up everyone else's ping.
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer.try_send(&ping)).await;
+            }
+        }
+    });
+}
+
+/// Writes messages `range` of conversation `conv` in batches of about `BATCH` bytes.
+async fn send(
+    writer: Writer,
+    encoder: Encoder,
+    conv: u32,
+    range: Range<u64>,
+    size: usize,
+) -> Result<Outcome> {
+    let mut buf = Vec::with_capacity(BATCH + size + 64);
+    for index in range {
+        encoder.message(&mut buf, conv, index, size);
+        if buf.len() >= BATCH {
+            writer.send(&buf).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        writer.send(&buf).await?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Receives and verifies `total` messages of conversation `conv`.
+async fn receive(
+    mut reader: Reader,
+    conv: u32,
+    size: usize,
+    total: u64,
+    progress: Arc<Progress>,
+) -> Result<Outcome> {
+    let mut checker = Checker::new(conv, size, total);
+    const STEP: u64 = 1024;
+    if total > 0 {
+        reader
+            .next(|event| match event {
+                Event::Message(payload) => {
+                    checker.check(payload)?;
+                    if checker.received().is_multiple_of(STEP) {
+                        progress.add(STEP);
+                    }
+                    Ok(checker.is_done().then_some(()))
+                }
+                other => bail!("unexpected {other:?} while receiving messages"),
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "conversation {conv}: {} of {total} messages received",
+                    checker.received()
+                )
+            })?;
+    }
+    progress.add(total % STEP);
+    Ok(Outcome::Received(Instant::now()))
+}
+
+/// Counts Redis `PUBLISH` replies until `total`; each must report at least one receiver.
+pub async fn count_acks(mut reader: Reader, total: u64) -> Result<Outcome> {
+    let mut seen = 0;
+    if total > 0 {
+        reader
+            .next(|event| match event {
+                Event::Ack(n) if n >= 1 => {
+                    seen += 1;
+                    Ok((seen == total).then_some(()))
+                }
+                Event::Ack(_) => bail!(
+                    "PUBLISH reached no subscriber: Redis dropped the subscriber (for falling \
+                     behind its client-output-buffer-limit for pubsub, 32 MB by default?)"
+                ),
+                other => bail!("unexpected {other:?} in reply to PUBLISH"),
+            })
+            .await
+            .context("reading PUBLISH replies")?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Starts one-way traffic: `b` receives what `a` sends; the rest of each side is drained.
+pub fn one_way(
+    conv: Conversation,
+    count: u64,
+    size: usize,
+    tasks: &mut Tasks,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let Conversation { id, a, b } = conv;
+    if let Some(inbox) = a.inbox {
+        tasks
+            .background
+            .spawn(inbox.drain("the sender's connection"));
+    }
+    if let Some(acks) = a.acks {
+        tasks.main.spawn(count_acks(acks, count));
+    }
+    let inbox = b.inbox.context("the receiving side has no inbox")?;
+    let writer = a.writer.context("the sending side has no writer")?;
+    tasks
+        .main
+        .spawn(receive(inbox, id, size, count, progress.clone()));
+    tasks
+        .main
+        .spawn(send(writer, a.encoder, id, 0..count, size));
+    Ok(())
+}
+
+/// The writers of both sides, for the keepalive.
+pub fn writers_of(convs: &[Conversation]) -> Arc<Mutex<Vec<Writer>>> {
+    let writers = convs
+        .iter()
+        .flat_map(|c| [c.a.writer.clone(), c.b.writer.clone()])
+        .flatten()
+        .collect();
+    Arc::new(Mutex::new(writers))
+}
+
+/// A handle on every connection of `convs`: while it is held, no connection is closed, even
+/// when the task using it is done (a finished receiver closing its connection would make the
+/// relay close its companion's, which another task may still be reading).
+pub fn hold_open(convs: &[Conversation]) -> Vec<Writer> {
+    convs
+        .iter()
+        .flat_map(|c| [&c.a, &c.b])
+        .flat_map(|side| {
+            let readers = [&side.inbox, &side.acks];
+            let from_readers = readers.into_iter().flatten().map(|r| r.writer());
+            side.writer.clone().into_iter().chain(from_readers)
+        })
+        .collect()
+}
+
+/// The instant the last receiver finished.
+pub fn last_received(outcomes: Vec<Outcome>) -> Option<Instant> {
+    outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            Outcome::Received(at) => Some(at),
+            _ => None,
+        })
+        .max()
+}
