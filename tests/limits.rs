@@ -4,12 +4,12 @@
 mod support;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use p2pchat_proto::{encode_to_vec, ErrorCode, Frame};
-use support::{assert_chat_works, Client, Raw, Server};
+use support::{assert_chat_works, Client, KeepAlive, Raw, Server};
 
 #[test]
 fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
@@ -17,20 +17,10 @@ fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
     let (mut probe_a, mut probe_b) = Raw::pair(server.port, "ProbeA", "ProbeB");
     let (sender, paused) = Raw::pair(server.port, "Firehose", "Paused");
     let baseline = server.rss_kib();
-    // The paused receiver is alive (it pings) but never reads.
-    let stop = Arc::new(AtomicBool::new(false));
-    let keepalive = {
-        let mut pinger = paused.stream.try_clone().expect("clone");
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if pinger.write_all(&encode_to_vec(&Frame::Ping(7))).is_err() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        })
-    };
+    // The paused receiver is alive (it pings) but never reads; the probes ping too, so only
+    // the paused reader's own behaviour can end a conversation here.
+    let keepalive = KeepAlive::start(&paused);
+    let _probes_alive = (KeepAlive::start(&probe_a), KeepAlive::start(&probe_b));
 
     // The sender tries to push 1 GiB at the paused receiver as fast as it can.
     let sent = Arc::new(AtomicU64::new(0));
@@ -83,8 +73,7 @@ fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
     // The paused reader is dropped once its writes have stalled for a heartbeat interval, and
     // its companion is told.
     server.expect_log("🐢 Client 4 (Paused) disconnected");
-    stop.store(true, Ordering::Relaxed);
-    let _ = keepalive.join();
+    drop(keepalive);
     drop(paused);
     assert_chat_works(
         &mut probe_a,

@@ -395,6 +395,42 @@ impl Raw {
     }
 }
 
+/// Pings from a raw client's socket every 300 ms until dropped, so a test can keep a client
+/// that does nothing else alive past the relay's heartbeat. The pongs wait unread.
+pub struct KeepAlive {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl KeepAlive {
+    pub fn start(raw: &Raw) -> Self {
+        let mut socket = raw.stream.try_clone().expect("clone socket");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                if socket.write_all(&encode_to_vec(&Frame::Ping(7))).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(300));
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Proves a conversation still works: each side's message reaches the other.
 pub fn assert_chat_works(a: &mut Raw, b: &mut Raw, tag: &str) {
     let to_b = format!("{tag}: ping from a");
