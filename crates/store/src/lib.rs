@@ -133,19 +133,22 @@ impl Store {
 
     /// Stores a message; resolves once it is durable (or recognised as a re-send).
     pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Append(append, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.ask(|reply| Request::Append(append, reply)).await
     }
 
-    /// Deletes every batch whose newest message is older than `cutoff_ms`; returns how many.
+    /// Deletes the log rows whose newest message is older than `cutoff_ms`; returns how many.
     pub async fn purge_older_than(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        self.ask(|reply| Request::Purge(cutoff_ms, reply)).await
+    }
+
+    /// Sends the writer a request and waits for its answer.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request::Purge(cutoff_ms, reply))
+            .send(request(reply))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

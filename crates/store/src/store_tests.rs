@@ -12,6 +12,19 @@ fn append(conversation: &str, n: u8, text: &str) -> Append {
     }
 }
 
+/// A message with a numeric id, in conversation `conversation`, received at `sent_ms`.
+fn numbered(conversation: &str, n: u32, sent_ms: i64, body: &str) -> Append {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    Append {
+        conversation: conversation.into(),
+        id,
+        sender: "s".into(),
+        sent_ms,
+        body: Bytes::from(body.to_owned()),
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,18 +114,8 @@ fn concurrent_appends_are_committed_in_groups() {
             .map(|i| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let mut id = [0u8; 16];
-                    id[..4].copy_from_slice(&i.to_be_bytes());
-                    store
-                        .append(Append {
-                            conversation: format!("c{}", i % 4),
-                            id,
-                            sender: "s".into(),
-                            sent_ms: 0,
-                            body: Bytes::from_static(b"hello"),
-                        })
-                        .await
-                        .unwrap()
+                    let append = numbered(&format!("c{}", i % 4), i, 0, "hello");
+                    store.append(append).await.unwrap()
                 })
             })
             .collect();
@@ -220,18 +223,8 @@ fn history_spans_indexed_windows_and_the_tail_across_restarts() {
     let send = |store: &Store, rt: &tokio::runtime::Runtime, from: u32, to: u32| {
         rt.block_on(async {
             for i in from..to {
-                let mut id = [0u8; 16];
-                id[..4].copy_from_slice(&i.to_be_bytes());
-                store
-                    .append(Append {
-                        conversation: format!("c{}", i % 3),
-                        id,
-                        sender: "s".into(),
-                        sent_ms: i64::from(i),
-                        body: Bytes::from(format!("m{i}")),
-                    })
-                    .await
-                    .unwrap();
+                let append = numbered(&format!("c{}", i % 3), i, i64::from(i), &format!("m{i}"));
+                store.append(append).await.unwrap();
             }
         });
     };
@@ -262,16 +255,8 @@ fn history_spans_indexed_windows_and_the_tail_across_restarts() {
     // Purge the first half: numbering still goes on from 34.
     rt.block_on(async {
         assert!(store.purge_older_than(50).await.unwrap() > 0);
-        let mut id = [0xEE; 16];
-        id[0] = 1;
         let next = store
-            .append(Append {
-                conversation: "c0".into(),
-                id,
-                sender: "s".into(),
-                sent_ms: 1000,
-                body: Bytes::from_static(b"after purge"),
-            })
+            .append(numbered("c0", 1000, 1000, "after purge"))
             .await
             .unwrap();
         assert_eq!(next, Appended::Stored(34));
@@ -287,16 +272,8 @@ fn history_spans_indexed_windows_and_the_tail_across_restarts() {
     drop(store);
     let reopened = Store::open(dir.path()).unwrap();
     rt.block_on(async {
-        let mut id = [0xEE; 16];
-        id[0] = 2;
         let next = reopened
-            .append(Append {
-                conversation: "c0".into(),
-                id,
-                sender: "s".into(),
-                sent_ms: 1001,
-                body: Bytes::from_static(b"after reopen"),
-            })
+            .append(numbered("c0", 1001, 1001, "after reopen"))
             .await
             .unwrap();
         assert_eq!(next, Appended::Stored(35));
