@@ -32,7 +32,8 @@ enum Command {
     Server(ServerArgs),
     /// Connect to a relay and chat.
     #[command(
-        after_help = "Type a line and press Enter to send it; /help lists commands, /exit \
+        after_help = "Type a line and press Enter to send it; /help lists commands (/who, \
+        /chat NAME), /exit \
         (or Ctrl+C, Ctrl+D) quits.\n\n\
         When standard input is not a terminal the client runs in scripting mode: no prompts or \
         colours, one line per event on stdout; the first input line is the nickname (unless \
@@ -108,6 +109,10 @@ struct ClientArgs {
     /// Nickname to use instead of being asked.
     #[arg(long, value_name = "NAME")]
     nick: Option<String>,
+    /// Chat with this person in particular (waits until they are online and free) instead of
+    /// whoever comes next.
+    #[arg(long, value_name = "NAME")]
+    to: Option<String>,
     /// Write the client's diagnostic log to this file (the chat view stays clean).
     #[arg(long, value_name = "FILE")]
     log_file: Option<std::path::PathBuf>,
@@ -238,6 +243,7 @@ async fn chat(args: ClientArgs) -> anyhow::Result<i32> {
         host: args.host,
         port: args.port,
         nick: args.nick,
+        to: args.to,
     };
     Ok(p2pchat_client::run(options).await)
 }

@@ -240,3 +240,30 @@ fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
     a.send(&Frame::Message("live".into()));
     assert_eq!(b.recv(), Frame::Message("live".into()));
 }
+
+#[test]
+fn who_and_chat_with_on_the_raw_protocol() {
+    let server = Server::start(&[]);
+    let mut raw = server.raw();
+    raw.hello();
+    raw.send(&Frame::ChatWith("bad name".into()));
+    assert_eq!(error_code(&raw.recv()), (ErrorCode::NickInvalid, false));
+    raw.send(&Frame::Who);
+    assert_eq!(
+        raw.recv(),
+        Frame::Online {
+            total: 0,
+            entries: vec![]
+        }
+    );
+    raw.send(&Frame::ChatWith("Friend".into()));
+    raw.send(&Frame::Nick("Me".into()));
+    assert_eq!(raw.recv(), Frame::NickOk("Me".into()));
+    assert_eq!(raw.recv(), Frame::WaitingFor("Friend".into()));
+    raw.send(&Frame::ChatWith("me".into()));
+    let refused = raw.recv();
+    assert_eq!(error_code(&refused), (ErrorCode::NickInvalid, false));
+    let (_friend, paired) = Raw::login(server.port, "Friend");
+    assert_eq!(paired, Frame::Paired("Me".into()));
+    assert_eq!(raw.recv(), Frame::Paired("Friend".into()));
+}

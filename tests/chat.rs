@@ -238,3 +238,45 @@ fn overlong_and_empty_lines_are_not_sent() {
     a.say("short enough");
     assert_eq!(b.expect("Companion:"), "💬 Companion: short enough");
 }
+
+#[test]
+fn to_waits_for_the_companion_asked_for() {
+    let server = Server::start(&[]);
+    let a = Client::start(server.port, &["--nick", "Alice", "--to", "Bob"]);
+    assert_eq!(
+        a.expect("Waiting for"),
+        "⏳ Waiting for Bob to be free... Messages you send now are held and delivered when you are connected."
+    );
+    a.say("for Bob only");
+    // A newcomer who takes anyone is not given Alice: she waits for Bob.
+    let carol = server.client("Carol");
+    carol.expect("Waiting for a companion");
+    let bob = server.client("Bob");
+    bob.expect("💬 Companion: Connected to Alice");
+    bob.expect("💬 Companion: for Bob only");
+    a.expect("💬 Companion: Connected to Bob");
+    server.expect_log("🎯 Alice is waiting for Bob");
+    assert!(!carol.output().iter().any(|l| l.contains("for Bob only")));
+}
+
+#[test]
+fn who_lists_people_and_chat_switches_companion() {
+    let server = Server::start(&[]);
+    let (a, b) = server.pair("Nick1", "Nick2");
+    let c = server.client("Nick3");
+    c.expect("Waiting for a companion");
+    a.say("/who");
+    assert_eq!(
+        a.expect("Online"),
+        "👥 Online (3): Nick1 (chatting), Nick2 (chatting), Nick3 (waiting)"
+    );
+    a.say("/chat Nick3");
+    a.expect("💬 Companion: Connected to Nick3");
+    c.expect("💬 Companion: Connected to Nick1");
+    b.expect("👋 Nick1 left the chat");
+    b.expect("Waiting for a companion");
+    a.say("hello Nick3");
+    c.expect("💬 Companion: hello Nick3");
+    a.say("/chat two words");
+    a.expect("❌ Cannot chat with two words: a nickname cannot contain spaces");
+}

@@ -1,7 +1,7 @@
 //! The client's behaviour as plain data: an event in, the effects to carry out. No terminal, no
 //! socket and no clock, so every conversation path is unit-tested without either.
 
-use p2pchat_proto::{validate_nick, ErrorCode, Frame, LeftReason};
+use p2pchat_proto::{validate_nick, ErrorCode, Frame, LeftReason, OnlineEntry};
 
 use crate::input::{help_lines, parse_line, Command, Input};
 
@@ -95,6 +95,8 @@ pub struct App {
     max_message: usize,
     /// `--nick`, until the relay answers it.
     preset_nick: Option<String>,
+    /// `--to`: the companion asked for before the nickname.
+    wanted: Option<String>,
     scripted: bool,
     /// Messages sent while waiting, held by the relay.
     held: usize,
@@ -110,18 +112,38 @@ impl App {
             phase: Phase::ChoosingNick,
             max_message: max_message as usize,
             preset_nick,
+            wanted: None,
             scripted,
             held: 0,
             leave_when_paired: false,
         }
     }
 
-    /// What to do once connected: send `--nick` or ask for a nickname.
+    /// Asks for a particular companion (`--to`) before the nickname is chosen.
+    pub fn with_companion(mut self, wanted: Option<String>) -> Self {
+        self.wanted = wanted;
+        self
+    }
+
+    /// What to do once connected: say whom to chat with (`--to`), then send `--nick` or ask
+    /// for a nickname.
     pub fn start(&mut self) -> Vec<Effect> {
-        match self.preset_nick.clone() {
-            Some(nick) => self.offer_nick(&nick),
-            None => vec![Effect::Prompt(Prompt::Nick)],
+        let mut effects = Vec::new();
+        if let Some(wanted) = &self.wanted {
+            if let Err(err) = validate_nick(wanted) {
+                self.phase = Phase::Leaving;
+                return vec![
+                    show(Style::Error, format!("❌ --to {wanted}: {err}")),
+                    Effect::Close { code: 1 },
+                ];
+            }
+            effects.push(Effect::Send(Frame::ChatWith(wanted.clone())));
         }
+        match self.preset_nick.clone() {
+            Some(nick) => effects.extend(self.offer_nick(&nick)),
+            None => effects.push(Effect::Prompt(Prompt::Nick)),
+        }
+        effects
     }
 
     /// Handles one event.
@@ -210,6 +232,17 @@ impl App {
                 .into_iter()
                 .map(|line| show(Style::Notice, line))
                 .collect(),
+            Input::Command(Command::Who) => vec![Effect::Send(Frame::Who)],
+            Input::Command(Command::Chat(target)) => match &target {
+                Some(nick) if validate_nick(nick).is_err() => {
+                    let err = validate_nick(nick).err().map(|e| e.to_string());
+                    vec![show(
+                        Style::Error,
+                        format!("❌ Cannot chat with {nick}: {}", err.unwrap_or_default()),
+                    )]
+                }
+                _ => vec![Effect::Send(Frame::ChatWith(target.unwrap_or_default()))],
+            },
             Input::Unknown(word) => vec![show(
                 Style::Error,
                 format!("❓ Unknown command {word}. Type /help for the list."),
@@ -248,6 +281,19 @@ impl App {
                 )]
             }
             Frame::Paired(nick) => self.on_paired(&nick),
+            Frame::WaitingFor(nick) => {
+                self.phase = Phase::Waiting;
+                vec![show(
+                    Style::Notice,
+                    format!(
+                        "⏳ Waiting for {} to be free... Messages you send now are held and delivered when you are connected.",
+                        printable(&nick)
+                    ),
+                )]
+            }
+            Frame::Online { total, entries } => {
+                vec![show(Style::Notice, online_line(total, &entries))]
+            }
             Frame::Message(text) => vec![show(
                 Style::Companion,
                 format!("💬 Companion: {}", printable(&text)),
@@ -279,7 +325,9 @@ impl App {
             | Frame::Hello { .. }
             | Frame::Welcome { .. }
             | Frame::Nick(_)
-            | Frame::Bye => Vec::new(),
+            | Frame::Bye
+            | Frame::Who
+            | Frame::ChatWith(_) => Vec::new(),
         }
     }
 
@@ -353,6 +401,28 @@ impl App {
         effects.push(Effect::Close { code: 0 });
         effects
     }
+}
+
+/// `👥 Online (3): Nick1 (chatting), Nick2 (waiting) and 1 more`
+fn online_line(total: u32, entries: &[OnlineEntry]) -> String {
+    let listed: Vec<String> = entries
+        .iter()
+        .map(|entry| {
+            let state = if entry.chatting {
+                "chatting"
+            } else {
+                "waiting"
+            };
+            format!("{} ({state})", printable(&entry.nick))
+        })
+        .collect();
+    let more = (total as usize).saturating_sub(entries.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("👥 Online ({total}): {}{more}", listed.join(", "))
 }
 
 fn show(style: Style, text: impl Into<String>) -> Effect {

@@ -203,3 +203,52 @@ fn unknown_commands_and_help() {
     let shown = texts(&app.handle(Event::Line("/help".into())));
     assert!(shown.iter().any(|line| line.contains("/exit")));
 }
+
+#[test]
+fn to_asks_for_the_companion_before_the_nickname() {
+    let mut app = App::new(100, Some("Nick1".into()), true).with_companion(Some("Nick2".into()));
+    assert_eq!(
+        app.start(),
+        [
+            Effect::Send(Frame::ChatWith("Nick2".into())),
+            Effect::Send(Frame::Nick("Nick1".into()))
+        ]
+    );
+    app.handle(Event::Frame(Frame::NickOk("Nick1".into())));
+    let shown = texts(&app.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
+    assert!(shown[0].starts_with("⏳ Waiting for Nick2 to be free"));
+    let mut bad = App::new(100, None, true).with_companion(Some("two words".into()));
+    assert_eq!(bad.start().last(), Some(&Effect::Close { code: 1 }));
+}
+
+#[test]
+fn who_and_chat_commands() {
+    let mut app = logged_in("Nick1");
+    assert_eq!(sends(&app.handle(Event::Line("/who".into()))), [Frame::Who]);
+    assert_eq!(
+        sends(&app.handle(Event::Line("/chat Nick3".into()))),
+        [Frame::ChatWith("Nick3".into())]
+    );
+    assert_eq!(
+        sends(&app.handle(Event::Line("/chat".into()))),
+        [Frame::ChatWith(String::new())]
+    );
+    assert!(sends(&app.handle(Event::Line("/chat bad\u{7}".into()))).is_empty());
+    let shown = texts(&app.handle(Event::Frame(Frame::Online {
+        total: 3,
+        entries: vec![
+            OnlineEntry {
+                nick: "Nick1".into(),
+                chatting: false,
+            },
+            OnlineEntry {
+                nick: "Nick2".into(),
+                chatting: true,
+            },
+        ],
+    })));
+    assert_eq!(
+        shown,
+        ["👥 Online (3): Nick1 (waiting), Nick2 (chatting) and 1 more"]
+    );
+}

@@ -14,33 +14,46 @@ pub enum Input {
 }
 
 /// A client command, as listed by `/help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Leave the chat and quit.
     Exit,
     /// List the commands.
     Help,
+    /// Ask who is online.
+    Who,
+    /// Chat with this nickname (`None`: with whoever comes next).
+    Chat(Option<String>),
 }
 
-/// Every command with its one-line help, in the order `/help` shows them.
-pub const COMMANDS: &[(&str, Command, &str)] = &[
+/// Every command with its arguments and one-line help, in the order `/help` shows them.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "/exit",
-        Command::Exit,
+        "",
         "leave the chat and quit (also Ctrl+C or Ctrl+D)",
     ),
-    ("/help", Command::Help, "show this list"),
+    (
+        "/who",
+        "",
+        "list who is online and whether they are chatting",
+    ),
+    (
+        "/chat",
+        "NAME",
+        "chat with NAME (waits until they are free); /chat alone: anyone",
+    ),
+    ("/help", "", "show this list"),
 ];
 
 /// The `/help` text, generated from `COMMANDS`.
 pub fn help_lines() -> Vec<String> {
     let mut lines = vec!["Commands:".to_owned()];
-    lines.extend(
-        COMMANDS
-            .iter()
-            .map(|(name, _, help)| format!("  {name:<8} {help}")),
-    );
-    lines.push("  //text   send a message that starts with '/'".to_owned());
+    lines.extend(COMMANDS.iter().map(|(name, args, help)| {
+        let usage = format!("{name} {args}");
+        format!("  {usage:<12} {help}")
+    }));
+    lines.push("  //text       send a message that starts with '/'".to_owned());
     lines
 }
 
@@ -53,12 +66,17 @@ pub fn parse_line(line: &str) -> Input {
         return Input::Message(format!("/{literal}"));
     }
     if line.starts_with('/') {
-        let word = line.split_whitespace().next().unwrap_or(line);
-        return COMMANDS
-            .iter()
-            .find(|(name, _, _)| name.eq_ignore_ascii_case(word))
-            .map(|(_, command, _)| Input::Command(*command))
-            .unwrap_or_else(|| Input::Unknown(word.to_owned()));
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        // The whole rest of the line: "/chat two words" must be refused, not read as "two".
+        let argument = Some(rest.trim().to_owned()).filter(|rest| !rest.is_empty());
+        let command = match word.to_ascii_lowercase().as_str() {
+            "/exit" => Command::Exit,
+            "/help" => Command::Help,
+            "/who" => Command::Who,
+            "/chat" => Command::Chat(argument),
+            _ => return Input::Unknown(word.to_owned()),
+        };
+        return Input::Command(command);
     }
     Input::Message(line.to_owned())
 }
@@ -89,6 +107,16 @@ mod tests {
         assert_eq!(parse_line("/EXIT"), Input::Command(Command::Exit));
         assert_eq!(parse_line("/exit now"), Input::Command(Command::Exit));
         assert_eq!(parse_line("/help"), Input::Command(Command::Help));
+        assert_eq!(parse_line("/who"), Input::Command(Command::Who));
+        assert_eq!(
+            parse_line("/chat Nick2"),
+            Input::Command(Command::Chat(Some("Nick2".into())))
+        );
+        assert_eq!(parse_line("/chat"), Input::Command(Command::Chat(None)));
+        assert_eq!(
+            parse_line("/chat two words"),
+            Input::Command(Command::Chat(Some("two words".into())))
+        );
         assert_eq!(parse_line("/nope x"), Input::Unknown("/nope".into()));
     }
 

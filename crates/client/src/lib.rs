@@ -30,6 +30,8 @@ pub struct Options {
     pub port: u16,
     /// Nickname to use instead of asking.
     pub nick: Option<String>,
+    /// A particular companion to chat with (`--to`).
+    pub to: Option<String>,
 }
 
 /// `host:port`, with brackets around an IPv6 address.
@@ -67,7 +69,8 @@ pub async fn run(options: Options) -> i32 {
     ui.show(&line(Style::Plain, ""));
     let (events_tx, events) = mpsc::channel(256);
     let outgoing = connection.start(events_tx);
-    let app = App::new(welcome.max_message, options.nick, !ui.is_interactive());
+    let app = App::new(welcome.max_message, options.nick, !ui.is_interactive())
+        .with_companion(options.to);
     let code = Chat {
         app,
         ui,

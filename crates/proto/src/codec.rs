@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::frame::{ErrorCode, Frame, FrameType, LeftReason};
+use crate::frame::{ErrorCode, Frame, FrameType, LeftReason, OnlineEntry};
 use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
 
 /// Bytes before a frame's payload: the `u32` length and the type byte.
@@ -178,13 +178,24 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
         | Frame::NickOk(text)
         | Frame::Paired(text)
         | Frame::Message(text)
-        | Frame::Shutdown(text) => out.put_slice(text.as_bytes()),
+        | Frame::Shutdown(text)
+        | Frame::ChatWith(text)
+        | Frame::WaitingFor(text) => out.put_slice(text.as_bytes()),
+        Frame::Online { total, entries } => {
+            out.put_u32(*total);
+            for entry in entries {
+                let nick = &entry.nick.as_bytes()[..entry.nick.len().min(u8::MAX as usize)];
+                out.put_u8(u8::from(entry.chatting));
+                out.put_u8(nick.len() as u8);
+                out.put_slice(nick);
+            }
+        }
         Frame::Left { reason, nick } => {
             out.put_u8(*reason as u8);
             out.put_slice(nick.as_bytes());
         }
         Frame::Ping(token) | Frame::Pong(token) => out.put_u64(*token),
-        Frame::Waiting | Frame::Bye => {}
+        Frame::Waiting | Frame::Bye | Frame::Who => {}
         Frame::Error { code, fatal, text } => {
             out.put_u16(code.to_u16());
             out.put_u8(u8::from(*fatal));
@@ -262,6 +273,33 @@ impl<'a> Fields<'a> {
         self.text()
     }
 
+    /// `Online`: a count, then entries of (chatting u8, nick length u8, nick).
+    fn online(&mut self) -> Result<Frame, DecodeError> {
+        let total = self.u32()?;
+        let mut entries = Vec::new();
+        while !self.rest.is_empty() {
+            let chatting = match self.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(self.malformed("chatting flag is not 0 or 1")),
+            };
+            let len = self.u8()? as usize;
+            let Some((nick, rest)) = self.rest.split_at_checked(len) else {
+                return Err(self.malformed("entry shorter than its length"));
+            };
+            self.rest = rest;
+            let nick = std::str::from_utf8(nick).map_err(|_| DecodeError::InvalidUtf8 {
+                frame_type: self.frame_type,
+                frame_len: self.frame_len,
+            })?;
+            entries.push(OnlineEntry {
+                nick: nick.to_owned(),
+                chatting,
+            });
+        }
+        Ok(Frame::Online { total, entries })
+    }
+
     fn end(&self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
@@ -310,6 +348,10 @@ impl<'a> Fields<'a> {
             FrameType::Pong => Frame::Pong(self.u64()?),
             FrameType::Bye => Frame::Bye,
             FrameType::Shutdown => Frame::Shutdown(self.short_text()?),
+            FrameType::Who => Frame::Who,
+            FrameType::Online => self.online()?,
+            FrameType::ChatWith => Frame::ChatWith(self.short_text()?),
+            FrameType::WaitingFor => Frame::WaitingFor(self.short_text()?),
             FrameType::Error => {
                 let code = ErrorCode::from_u16(self.u16()?);
                 let fatal = match self.u8()? {

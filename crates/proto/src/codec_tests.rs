@@ -1,4 +1,5 @@
 use super::*;
+use crate::OnlineEntry;
 use crate::PROTOCOL_VERSION;
 use proptest::prelude::*;
 
@@ -36,6 +37,22 @@ fn all_kinds() -> Vec<Frame> {
             fatal: false,
             text: "taken".into(),
         },
+        Frame::Who,
+        Frame::Online {
+            total: 3,
+            entries: vec![
+                OnlineEntry {
+                    nick: "Nick1".into(),
+                    chatting: true,
+                },
+                OnlineEntry {
+                    nick: "Зоя".into(),
+                    chatting: false,
+                },
+            ],
+        },
+        Frame::ChatWith("Nick2".into()),
+        Frame::WaitingFor("Nick2".into()),
     ]
 }
 
@@ -175,6 +192,20 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             fatal,
             text
         }),
+        Just(Frame::Who),
+        (
+            any::<u32>(),
+            proptest::collection::vec(("\\PC{0,32}", any::<bool>()), 0..20)
+        )
+            .prop_map(|(total, entries)| Frame::Online {
+                total,
+                entries: entries
+                    .into_iter()
+                    .map(|(nick, chatting)| OnlineEntry { nick, chatting })
+                    .collect()
+            }),
+        short.prop_map(Frame::ChatWith),
+        short.prop_map(Frame::WaitingFor),
     ]
 }
 

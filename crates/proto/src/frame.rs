@@ -54,6 +54,20 @@ pub enum Frame {
     Bye,
     /// S→C: the relay is stopping; it closes the connection after this.
     Shutdown(String),
+    /// C→S: asks who is online.
+    Who,
+    /// S→C: answer to `Who`: how many are online, and up to 100 of them.
+    Online {
+        /// Everyone with a nickname, including those not listed.
+        total: u32,
+        /// Who they are, longest-connected first.
+        entries: Vec<OnlineEntry>,
+    },
+    /// C→S: chat with this nickname (empty: with whoever comes next, in arrival order). Sent
+    /// before `Nick` it chooses the first companion; after, it leaves the current one.
+    ChatWith(String),
+    /// S→C: the client waits for this particular companion to be free; messages are held.
+    WaitingFor(String),
     /// S→C: something the client sent was refused.
     Error {
         /// What went wrong, machine-readable.
@@ -63,6 +77,15 @@ pub enum Frame {
         /// What went wrong, for a person.
         text: String,
     },
+}
+
+/// One line of an `Online` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineEntry {
+    /// The nickname.
+    pub nick: String,
+    /// Whether they are in a conversation (else they wait for a companion).
+    pub chatting: bool,
 }
 
 macro_rules! byte_enum {
@@ -110,6 +133,14 @@ byte_enum! {
         Shutdown = 0x0C,
         /// `Frame::Error`.
         Error = 0x0D,
+        /// `Frame::Who`.
+        Who = 0x0E,
+        /// `Frame::Online`.
+        Online = 0x0F,
+        /// `Frame::ChatWith`.
+        ChatWith = 0x10,
+        /// `Frame::WaitingFor`.
+        WaitingFor = 0x11,
     }
 }
 
@@ -235,6 +266,10 @@ impl Frame {
             Self::Bye => FrameType::Bye,
             Self::Shutdown(_) => FrameType::Shutdown,
             Self::Error { .. } => FrameType::Error,
+            Self::Who => FrameType::Who,
+            Self::Online { .. } => FrameType::Online,
+            Self::ChatWith(_) => FrameType::ChatWith,
+            Self::WaitingFor(_) => FrameType::WaitingFor,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum NickError {
     /// Someone connected already uses it (compared without regard to case).
     #[error("the nickname {0} is already taken")]
     Taken(String),
+    /// A client asked to chat with itself.
+    #[error("you cannot chat with yourself")]
+    Yourself,
 }
 
 /// Checks `nick` against the rules: 1–32 characters, Unicode letters and symbols allowed, no white

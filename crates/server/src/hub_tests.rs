@@ -29,6 +29,7 @@ impl Peer for Screen {
             Note::Waiting => "waiting".to_owned(),
             Note::Paired { companion, nick } => format!("paired {nick} via {}", companion.name),
             Note::CompanionLeft { nick, reason } => format!("left {nick} {reason:?}"),
+            Note::WaitingFor(nick) => format!("waiting for {nick}"),
         };
         self.seen.lock().unwrap().push(line);
     }
@@ -38,16 +39,22 @@ impl Peer for Screen {
 fn pairs_in_arrival_order() {
     let hub = Hub::new();
     let screens: Vec<Screen> = ["a", "b", "c", "d"].into_iter().map(Screen::new).collect();
-    assert_eq!(hub.join(1, "A", screens[0].clone()), Ok(Joined::Waiting));
     assert_eq!(
-        hub.join(2, "B", screens[1].clone()),
+        hub.join(1, "A", screens[0].clone(), None),
+        Ok(Joined::Waiting)
+    );
+    assert_eq!(
+        hub.join(2, "B", screens[1].clone(), None),
         Ok(Joined::Paired {
             companion: "A".into()
         })
     );
-    assert_eq!(hub.join(3, "C", screens[2].clone()), Ok(Joined::Waiting));
     assert_eq!(
-        hub.join(4, "D", screens[3].clone()),
+        hub.join(3, "C", screens[2].clone(), None),
+        Ok(Joined::Waiting)
+    );
+    assert_eq!(
+        hub.join(4, "D", screens[3].clone(), None),
         Ok(Joined::Paired {
             companion: "C".into()
         })
@@ -62,10 +69,10 @@ fn pairs_in_arrival_order() {
 #[test]
 fn nicknames_are_unique_without_regard_to_case() {
     let hub = Hub::new();
-    hub.join(1, "Nick1", Screen::new("a")).unwrap();
+    hub.join(1, "Nick1", Screen::new("a"), None).unwrap();
     let taken = Screen::new("b");
     assert_eq!(
-        hub.join(2, "nick1", taken.clone()),
+        hub.join(2, "nick1", taken.clone(), None),
         Err(NickError::Taken("nick1".into()))
     );
     assert!(
@@ -73,11 +80,11 @@ fn nicknames_are_unique_without_regard_to_case() {
         "a refused member is told nothing by the hub"
     );
     assert_eq!(
-        hub.join(2, "bad nick", taken.clone()),
+        hub.join(2, "bad nick", taken.clone(), None),
         Err(NickError::Whitespace)
     );
     assert_eq!(
-        hub.join(2, "Nick2", taken.clone()),
+        hub.join(2, "Nick2", taken.clone(), None),
         Ok(Joined::Paired {
             companion: "Nick1".into()
         })
@@ -87,17 +94,20 @@ fn nicknames_are_unique_without_regard_to_case() {
 #[test]
 fn a_name_is_free_again_after_its_owner_leaves() {
     let hub = Hub::new();
-    hub.join(1, "Nick1", Screen::new("a")).unwrap();
+    hub.join(1, "Nick1", Screen::new("a"), None).unwrap();
     hub.leave(1, LeftReason::Quit).unwrap();
-    assert_eq!(hub.join(2, "NICK1", Screen::new("b")), Ok(Joined::Waiting));
+    assert_eq!(
+        hub.join(2, "NICK1", Screen::new("b"), None),
+        Ok(Joined::Waiting)
+    );
 }
 
 #[test]
 fn companion_is_told_and_requeued() {
     let hub = Hub::new();
     let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
-    hub.join(1, "A", a.clone()).unwrap();
-    hub.join(2, "B", b.clone()).unwrap();
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
     a.take();
     b.take();
     let departure = hub.leave(1, LeftReason::Quit).unwrap();
@@ -106,7 +116,7 @@ fn companion_is_told_and_requeued() {
     assert_eq!(departure.repaired, None);
     assert_eq!(b.take(), ["left A Quit", "waiting"]);
     assert_eq!(
-        hub.join(3, "C", c.clone()),
+        hub.join(3, "C", c.clone(), None),
         Ok(Joined::Paired {
             companion: "B".into()
         })
@@ -118,9 +128,9 @@ fn companion_is_told_and_requeued() {
 fn left_behind_companion_pairs_with_someone_already_waiting() {
     let hub = Hub::new();
     let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
-    hub.join(1, "A", a.clone()).unwrap();
-    hub.join(2, "B", b.clone()).unwrap();
-    hub.join(3, "C", c.clone()).unwrap();
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
+    hub.join(3, "C", c.clone(), None).unwrap();
     b.take();
     c.take();
     let departure = hub.leave(1, LeftReason::ConnectionLost).unwrap();
@@ -132,11 +142,14 @@ fn left_behind_companion_pairs_with_someone_already_waiting() {
 #[test]
 fn waiting_member_leaving_leaves_the_queue() {
     let hub = Hub::new();
-    hub.join(1, "A", Screen::new("a")).unwrap();
+    hub.join(1, "A", Screen::new("a"), None).unwrap();
     let departure = hub.leave(1, LeftReason::TimedOut).unwrap();
     assert_eq!(departure.companion, None);
     assert_eq!(hub.counts(), (0, 0));
-    assert_eq!(hub.join(2, "B", Screen::new("b")), Ok(Joined::Waiting));
+    assert_eq!(
+        hub.join(2, "B", Screen::new("b"), None),
+        Ok(Joined::Waiting)
+    );
     assert_eq!(hub.leave(99, LeftReason::Quit), None);
 }
 
@@ -144,10 +157,126 @@ fn waiting_member_leaving_leaves_the_queue() {
 fn nobody_is_paired_or_told_once_closing() {
     let hub = Hub::new();
     let (a, b) = (Screen::new("a"), Screen::new("b"));
-    hub.join(1, "A", a.clone()).unwrap();
-    hub.join(2, "B", b.clone()).unwrap();
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
     b.take();
     hub.close();
     hub.leave(1, LeftReason::Quit).unwrap();
     assert!(b.take().is_empty());
+}
+
+#[test]
+fn a_wanted_companion_is_waited_for_and_others_pass_by() {
+    let hub = Hub::new();
+    let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
+    assert_eq!(
+        hub.join(1, "A", a.clone(), Some("b")),
+        Ok(Joined::WaitingFor("b".into()))
+    );
+    // C takes whoever comes: A is reserved for B, so C waits.
+    assert_eq!(hub.join(2, "C", c.clone(), None), Ok(Joined::Waiting));
+    assert_eq!(
+        hub.join(3, "B", b.clone(), None),
+        Ok(Joined::Paired {
+            companion: "A".into()
+        })
+    );
+    assert_eq!(a.take(), ["nick A", "waiting for b", "paired B via b"]);
+    assert_eq!(b.take(), ["nick B", "paired A via a"]);
+    assert_eq!(c.take(), ["nick C", "waiting"]);
+}
+
+#[test]
+fn asking_for_a_free_member_pairs_at_once() {
+    let hub = Hub::new();
+    let (a, b) = (Screen::new("a"), Screen::new("b"));
+    hub.join(1, "A", a.clone(), None).unwrap();
+    assert_eq!(
+        hub.join(2, "B", b.clone(), Some("A")),
+        Ok(Joined::Paired {
+            companion: "A".into()
+        })
+    );
+    assert_eq!(hub.counts(), (2, 0));
+}
+
+#[test]
+fn chat_with_leaves_the_current_companion_who_is_requeued() {
+    let hub = Hub::new();
+    let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
+    hub.join(3, "C", c.clone(), None).unwrap();
+    for screen in [&a, &b, &c] {
+        screen.take();
+    }
+    // A leaves B for C, who is waiting.
+    assert_eq!(
+        hub.chat_with(1, Some("c")),
+        Ok(Joined::Paired {
+            companion: "C".into()
+        })
+    );
+    assert_eq!(b.take(), ["left A Quit", "waiting"]);
+    assert_eq!(a.take(), ["paired C via c"]);
+    assert_eq!(c.take(), ["paired A via a"]);
+    // Asking for the current companion changes nothing.
+    assert_eq!(
+        hub.chat_with(1, Some("C")),
+        Ok(Joined::Paired {
+            companion: "C".into()
+        })
+    );
+    assert!(a.take().is_empty() && c.take().is_empty());
+    // C goes back to whoever comes next: B has been waiting. A asked for C and keeps
+    // waiting for C in particular.
+    assert_eq!(
+        hub.chat_with(3, None),
+        Ok(Joined::Paired {
+            companion: "B".into()
+        })
+    );
+    assert_eq!(a.take(), ["left C Quit", "waiting for c"]);
+}
+
+#[test]
+fn a_busy_or_unwilling_target_is_waited_for() {
+    let hub = Hub::new();
+    let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
+    // C wants A, who is chatting with B: C waits, and gets A when B leaves.
+    assert_eq!(
+        hub.join(3, "C", c.clone(), Some("A")),
+        Ok(Joined::WaitingFor("A".into()))
+    );
+    hub.leave(2, LeftReason::Quit).unwrap();
+    assert_eq!(a.take().last().map(String::as_str), Some("paired C via c"));
+    assert_eq!(c.take().last().map(String::as_str), Some("paired A via a"));
+}
+
+#[test]
+fn nobody_chats_with_themselves_or_an_invalid_name() {
+    let hub = Hub::new();
+    assert_eq!(
+        hub.join(1, "A", Screen::new("a"), Some("a")),
+        Err(NickError::Yourself)
+    );
+    hub.join(1, "A", Screen::new("a"), None).unwrap();
+    assert_eq!(hub.chat_with(1, Some("A")), Err(NickError::Yourself));
+    assert_eq!(
+        hub.chat_with(1, Some("two words")),
+        Err(NickError::Whitespace)
+    );
+}
+
+#[test]
+fn online_lists_members_in_arrival_order_up_to_a_limit() {
+    let hub = Hub::new();
+    hub.join(1, "A", Screen::new("a"), None).unwrap();
+    hub.join(2, "B", Screen::new("b"), None).unwrap();
+    hub.join(3, "C", Screen::new("c"), None).unwrap();
+    let (total, listed) = hub.online(2);
+    assert_eq!(total, 3);
+    assert_eq!(listed, [("A".to_owned(), true), ("B".to_owned(), true)]);
 }

@@ -3,8 +3,8 @@
 
 use bytes::{Buf, Bytes};
 use p2pchat_proto::{
-    decode, peek_header, DecodeError, ErrorCode, Frame, FrameType, NickError, HEADER_LEN,
-    PROTOCOL_VERSION,
+    decode, peek_header, DecodeError, ErrorCode, Frame, FrameType, NickError, OnlineEntry,
+    HEADER_LEN, PROTOCOL_VERSION,
 };
 use tracing::{info, warn};
 
@@ -144,6 +144,21 @@ impl Session {
             (_, Frame::Pong(_)) => Ok(()),
             (_, Frame::Bye) => Err(End::Quit),
             (Phase::Nick, Frame::Nick(nick)) => self.claim_nick(nick),
+            (Phase::Nick, Frame::ChatWith(target)) => {
+                match p2pchat_proto::validate_nick(&target) {
+                    Err(err) if !target.is_empty() => {
+                        let text = format!("cannot chat with {target:?}: {err}");
+                        self.reply_error(ErrorCode::NickInvalid, text);
+                    }
+                    _ => self.wants = Some(target).filter(|t| !t.is_empty()),
+                }
+                Ok(())
+            }
+            (Phase::Joined { .. }, Frame::ChatWith(target)) => self.chat_with(target),
+            (_, Frame::Who) => {
+                self.reply(&online_frame(&self.shared));
+                Ok(())
+            }
             (Phase::Nick, Frame::Message(_)) => {
                 let text = "choose a nickname before sending messages".into();
                 self.reply_error(ErrorCode::NotLoggedIn, text);
@@ -165,14 +180,15 @@ impl Session {
     }
 
     fn claim_nick(&mut self, nick: String) -> Result<(), End> {
-        let joined = self.shared.hub.join(self.id, &nick, self.mailbox.clone());
+        let wants = self.wants.clone();
+        let joined = self
+            .shared
+            .hub
+            .join(self.id, &nick, self.mailbox.clone(), wants.as_deref());
         match joined {
             Ok(joined) => {
                 info!("👤 {} nickname: {nick}", Who::new(self.id));
-                match joined {
-                    Joined::Paired { companion } => log_pairing(&companion, &nick),
-                    Joined::Waiting => info!("⏳ {nick} is waiting for a companion"),
-                }
+                log_joined(&nick, &joined);
                 // Act on our own notes now: the frames after `Nick` in this read are messages
                 // that must already see the new phase and companion.
                 self.absorb_mailbox()
@@ -184,6 +200,22 @@ impl Session {
                     _ => ErrorCode::NickInvalid,
                 };
                 self.reply_error(code, err.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    fn chat_with(&mut self, target: String) -> Result<(), End> {
+        let target = Some(target).filter(|t| !t.is_empty());
+        match self.shared.hub.chat_with(self.id, target.as_deref()) {
+            Ok(joined) => {
+                if let Some(nick) = self.who.nick() {
+                    log_joined(&nick, &joined);
+                }
+                self.absorb_mailbox()
+            }
+            Err(err) => {
+                self.reply_error(ErrorCode::NickInvalid, err.to_string());
                 Ok(())
             }
         }
@@ -207,5 +239,27 @@ impl Session {
             _ => err.error_code(),
         };
         self.refuse(code, format!("malformed frame: {err}"))
+    }
+}
+
+/// Most nicknames one `Online` answer lists.
+const ONLINE_LIMIT: usize = 100;
+
+fn online_frame(shared: &crate::Shared) -> Frame {
+    let (total, listed) = shared.hub.online(ONLINE_LIMIT);
+    Frame::Online {
+        total: u32::try_from(total).unwrap_or(u32::MAX),
+        entries: listed
+            .into_iter()
+            .map(|(nick, chatting)| OnlineEntry { nick, chatting })
+            .collect(),
+    }
+}
+
+fn log_joined(nick: &str, joined: &Joined) {
+    match joined {
+        Joined::Paired { companion } => log_pairing(companion, nick),
+        Joined::Waiting => info!("⏳ {nick} is waiting for a companion"),
+        Joined::WaitingFor(wanted) => info!("🎯 {nick} is waiting for {wanted}"),
     }
 }

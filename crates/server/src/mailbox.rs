@@ -141,6 +141,7 @@ impl Peer for Link {
         let frame = match &note {
             Note::NickAccepted(nick) => Frame::NickOk(nick.clone()),
             Note::Waiting => Frame::Waiting,
+            Note::WaitingFor(nick) => Frame::WaitingFor(nick.clone()),
             Note::Paired { nick, .. } => Frame::Paired(nick.clone()),
             Note::CompanionLeft { nick, reason } => Frame::Left {
                 reason: *reason,

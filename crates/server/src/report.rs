@@ -45,6 +45,11 @@ impl Who {
     pub fn name(&mut self, nick: &str) {
         self.nick = Some(nick.to_owned());
     }
+
+    /// The nickname, once there is one.
+    pub fn nick(&self) -> Option<String> {
+        self.nick.clone()
+    }
 }
 
 impl fmt::Display for Who {

@@ -50,6 +50,8 @@ pub(crate) struct Session {
     pub(crate) mailbox: Link,
     pub(crate) phase: Phase,
     pub(crate) held: Held,
+    /// A companion asked for with `ChatWith` before the nickname.
+    pub(crate) wants: Option<String>,
     /// Runs for the companion that did not fit in its mailbox yet, oldest first.
     pub(crate) blocked: VecDeque<Bytes>,
     /// Bytes read but not yet acted on (a partial frame); empty and unallocated when idle.
@@ -92,6 +94,7 @@ pub async fn serve(
         mailbox: Mailbox::new(shared.config.outbox_bytes()),
         phase: Phase::Hello,
         held: Held::new(shared.config.max_held as usize),
+        wants: None,
         blocked: VecDeque::new(),
         rbuf: BytesMut::new(),
         out: VecDeque::new(),
@@ -424,7 +427,12 @@ impl Session {
                 self.who.name(&nick);
                 self.phase = Phase::Joined { companion: None };
             }
-            Note::Waiting => self.phase = Phase::Joined { companion: None },
+            Note::Waiting | Note::WaitingFor(_) => {
+                // After `chat_with` the old companion's parked runs go to the next one, as when
+                // a companion leaves.
+                self.phase = Phase::Joined { companion: None };
+                self.hold_blocked();
+            }
             Note::CompanionLeft { .. } => {
                 self.phase = Phase::Joined { companion: None };
                 self.hold_blocked();
