@@ -62,9 +62,14 @@ pub fn validate_nick(nick: &str) -> Result<(), NickError> {
     Ok(())
 }
 
-/// The key under which nicknames are compared for uniqueness: `Nick1` and `nick1` are the same.
+/// The key under which nicknames are compared for uniqueness: `Nick1` and `nick1` are the
+/// same, and so are names that differ only in Unicode representation (a precomposed `é` and `e`
+/// with a combining accent; fullwidth `Ｎｉｃｋ` and `Nick`): NFKC, then lowercase, then NFKC
+/// again (lowercasing can denormalise).
 pub fn fold_nick(nick: &str) -> String {
-    nick.to_lowercase()
+    use unicode_normalization::UnicodeNormalization;
+    let lower: String = nick.nfkc().collect::<String>().to_lowercase();
+    lower.nfkc().collect()
 }
 
 /// Default-ignorable and bidirectional formatting characters: they render as nothing, so a name
@@ -123,6 +128,16 @@ mod tests {
         assert_eq!(fold_nick("NiCk"), fold_nick("nick"));
         assert_eq!(fold_nick("ЗОЯ"), fold_nick("зоя"));
         assert_ne!(fold_nick("nick1"), fold_nick("nick2"));
+    }
+
+    #[test]
+    fn folding_ignores_unicode_representation() {
+        assert_eq!(fold_nick("Andr\u{e9}"), fold_nick("Andre\u{301}"));
+        assert_eq!(
+            fold_nick("\u{ff2e}\u{ff49}\u{ff43}\u{ff4b}"),
+            fold_nick("nick")
+        );
+        assert_ne!(fold_nick("Andre"), fold_nick("Andr\u{e9}"));
     }
 
     #[test]
