@@ -70,6 +70,21 @@ pub struct Append {
     pub body: Bytes,
 }
 
+/// Messages from one sender in one conversation that arrived together, stored in order with
+/// consecutive sequence numbers (the relay hands on runs, so it stores them as runs too: one
+/// request, one answer, however many messages).
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Which conversation (the relay's key for it).
+    pub conversation: String,
+    /// The sender's nickname.
+    pub sender: String,
+    /// When the relay received the run (ms since the Unix epoch).
+    pub sent_ms: i64,
+    /// Each message's client-chosen id and body, in order.
+    pub messages: Vec<(MessageId, Bytes)>,
+}
+
 /// What `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -133,7 +148,19 @@ impl Store {
 
     /// Stores a message; resolves once it is durable (or recognised as a re-send).
     pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        self.ask(|reply| Request::Append(append, reply)).await
+        let run = Run {
+            conversation: append.conversation,
+            sender: append.sender,
+            sent_ms: append.sent_ms,
+            messages: vec![(append.id, append.body)],
+        };
+        let outcomes = self.append_run(run).await?;
+        outcomes.into_iter().next().ok_or(StoreError::Closed)
+    }
+
+    /// Stores a run of messages; resolves once they are durable, with what happened to each.
+    pub async fn append_run(&self, run: Run) -> Result<Vec<Appended>, StoreError> {
+        self.ask(|reply| Request::Append(run, reply)).await
     }
 
     /// Deletes the log rows whose newest message is older than `cutoff_ms`; returns how many.

@@ -32,17 +32,30 @@ pub struct Damaged(pub &'static str);
 /// Fixed bytes before a record's sender: conversation, seq, sent_ms, id, sender length.
 const FIXED: usize = 8 + 8 + 8 + 16 + 2;
 
+/// A record's fixed fields, borrowed.
+pub struct Head<'a> {
+    /// See `Stored::conversation`.
+    pub conversation: u64,
+    /// See `Stored::seq`.
+    pub seq: u64,
+    /// See `Stored::sent_ms`.
+    pub sent_ms: i64,
+    /// See `Stored::id`.
+    pub id: &'a MessageId,
+}
+
 /// Appends one record: conversation u64, seq u64, sent_ms i64, id (16 bytes), sender (u16
-/// length + UTF-8), body (u32 length + bytes), all big-endian.
-pub fn encode(out: &mut BytesMut, message: &Stored) {
-    out.put_u64(message.conversation);
-    out.put_u64(message.seq);
-    out.put_i64(message.sent_ms);
-    out.put_slice(&message.id);
-    let sender = truncate_utf8(&message.sender, u16::MAX as usize);
+/// length + UTF-8), body (u32 length + bytes), all big-endian. Takes borrowed parts, so the
+/// writer never copies a sender or a body to build a record.
+pub fn encode(out: &mut BytesMut, head: &Head<'_>, sender: &str, body: &[u8]) {
+    out.put_u64(head.conversation);
+    out.put_u64(head.seq);
+    out.put_i64(head.sent_ms);
+    out.put_slice(head.id);
+    let sender = truncate_utf8(sender, u16::MAX as usize);
     out.put_u16(sender.len() as u16);
     out.put_slice(sender.as_bytes());
-    let body = &message.body[..message.body.len().min(u32::MAX as usize)];
+    let body = &body[..body.len().min(u32::MAX as usize)];
     out.put_u32(body.len() as u32);
     out.put_slice(body);
 }
@@ -95,6 +108,16 @@ pub fn decode(data: &[u8]) -> Result<Vec<Stored>, Damaged> {
 mod tests {
     use super::*;
 
+    fn encode_message(out: &mut BytesMut, message: &Stored) {
+        let head = Head {
+            conversation: message.conversation,
+            seq: message.seq,
+            sent_ms: message.sent_ms,
+            id: &message.id,
+        };
+        encode(out, &head, &message.sender, &message.body);
+    }
+
     fn message(conversation: u64, seq: u64, sender: &str, body: &[u8]) -> Stored {
         Stored {
             conversation,
@@ -115,7 +138,7 @@ mod tests {
         ];
         let mut out = BytesMut::new();
         for m in &messages {
-            encode(&mut out, m);
+            encode_message(&mut out, m);
         }
         assert_eq!(decode(&out).unwrap(), messages);
     }
@@ -123,7 +146,7 @@ mod tests {
     #[test]
     fn damage_is_reported_not_panicked_on() {
         let mut out = BytesMut::new();
-        encode(&mut out, &message(1, 1, "Nick1", b"hello"));
+        encode_message(&mut out, &message(1, 1, "Nick1", b"hello"));
         for cut in 1..out.len() {
             assert!(decode(&out[..cut]).is_err(), "cut at {cut}");
         }

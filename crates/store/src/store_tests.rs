@@ -279,3 +279,39 @@ fn history_spans_indexed_windows_and_the_tail_across_restarts() {
         assert_eq!(next, Appended::Stored(35));
     });
 }
+
+#[test]
+fn a_run_is_stored_in_order_in_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = |ids: &[u8]| Run {
+        conversation: "a|b".into(),
+        sender: "Nick1".into(),
+        sent_ms: 5,
+        messages: ids
+            .iter()
+            .map(|&n| ([n; 16], Bytes::from(format!("m{n}"))))
+            .collect(),
+    };
+    runtime().block_on(async {
+        let first = store.append_run(run(&[1, 2, 3])).await.unwrap();
+        assert_eq!(
+            first,
+            [
+                Appended::Stored(1),
+                Appended::Stored(2),
+                Appended::Stored(3)
+            ]
+        );
+        // A re-sent run that overlaps: the known ids are recognised, the new one is stored.
+        let again = store.append_run(run(&[3, 4])).await.unwrap();
+        assert_eq!(again, [Appended::Duplicate(3), Appended::Stored(4)]);
+    });
+    let bodies: Vec<Bytes> = store
+        .history("a|b", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["m1", "m2", "m3", "m4"].map(Bytes::from));
+}

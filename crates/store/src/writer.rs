@@ -15,11 +15,12 @@ use bytes::BytesMut;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::record::{self, MessageId, Stored};
-use crate::{Append, Appended, StoreError};
+use crate::record::{self, MessageId};
+use crate::{Appended, Run, StoreError};
 
-/// Most requests in one commit; bounds the work (and memory) of one commit.
-pub const MAX_BATCH: usize = 8192;
+/// Most messages in one commit (a commit takes whole requests, so it may go one run over);
+/// bounds the work and memory of one commit.
+pub const MAX_BATCH: usize = 65_536;
 /// Recent (conversation, message id) pairs remembered to recognise a re-send, across all
 /// conversations. A re-send is recognised if its original was among this many latest messages;
 /// clients re-send only what was not acknowledged, a few commits' worth at most.
@@ -32,7 +33,7 @@ const WINDOW_BYTES: usize = 8 << 20;
 const MAX_CACHED: usize = 100_000;
 
 pub(crate) enum Request {
-    Append(Append, oneshot::Sender<Result<Appended, StoreError>>),
+    Append(Run, oneshot::Sender<Result<Vec<Appended>, StoreError>>),
     Purge(i64, oneshot::Sender<Result<usize, StoreError>>),
 }
 
@@ -61,6 +62,15 @@ struct State {
     seq_of: HashMap<(u64, MessageId), u64>,
 }
 
+impl Request {
+    fn messages(&self) -> usize {
+        match self {
+            Request::Append(run, _) => run.messages.len(),
+            Request::Purge(..) => 1,
+        }
+    }
+}
+
 impl Writer {
     /// Loads what the last run left: the unindexed tail, and recent ids for de-duplication.
     pub(crate) fn recover(conn: Connection) -> Result<Self, StoreError> {
@@ -77,8 +87,9 @@ impl Writer {
                 state.window_rows += 1;
                 state.window_bytes += data.len();
                 for message in &messages {
-                    state.note_pending(message, log_id);
-                    state.last_seq.insert(message.conversation, message.seq);
+                    let (conversation, seq) = (message.conversation, message.seq);
+                    state.note_pending(conversation, seq, seq, log_id);
+                    state.last_seq.insert(conversation, seq);
                 }
             }
         }
@@ -88,9 +99,13 @@ impl Writer {
     pub(crate) fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         while let Some(first) = requests.blocking_recv() {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            let mut messages = batch[0].messages();
+            while messages < MAX_BATCH {
                 match requests.try_recv() {
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        messages += request.messages();
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
@@ -130,50 +145,57 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, appends: &[Append]) -> Result<Vec<Appended>, StoreError> {
+    fn commit(&mut self, runs: &[Run]) -> Result<Vec<Vec<Appended>>, StoreError> {
         let state = &mut self.state;
         if state.ids.len() > MAX_CACHED {
             state.ids.clear();
             state.last_seq.clear();
         }
         let tx = self.conn.transaction()?;
-        let mut outcomes = Vec::with_capacity(appends.len());
-        let mut stored = Vec::new();
+        let mut outcomes = Vec::with_capacity(runs.len());
+        // Per conversation touched: (first, last) sequence number written by this commit.
+        let mut written: Vec<(u64, u64, u64)> = Vec::new();
         let mut data = BytesMut::new();
         let mut last_ms = i64::MIN;
-        for append in appends {
-            let conversation = conversation_id(&tx, &mut state.ids, &append.conversation)?;
-            if let Some(&seq) = state.seq_of.get(&(conversation, append.id)) {
-                outcomes.push(Appended::Duplicate(seq));
-                continue;
-            }
-            let seq = match state.last_seq.get(&conversation) {
+        for run in runs {
+            let conversation = conversation_id(&tx, &mut state.ids, &run.conversation)?;
+            let before = match state.last_seq.get(&conversation) {
                 Some(&seq) => seq,
                 None => last_indexed_seq(&tx, conversation)?,
-            } + 1;
-            state.last_seq.insert(conversation, seq);
-            state.remember(conversation, append.id, seq);
-            let message = Stored {
-                conversation,
-                seq,
-                id: append.id,
-                sender: append.sender.clone(),
-                sent_ms: append.sent_ms,
-                body: append.body.clone(),
             };
-            record::encode(&mut data, &message);
-            last_ms = last_ms.max(append.sent_ms);
-            stored.push(message);
-            outcomes.push(Appended::Stored(seq));
+            let mut seq = before;
+            let mut run_outcomes = Vec::with_capacity(run.messages.len());
+            for (id, body) in &run.messages {
+                if let Some(&earlier) = state.seq_of.get(&(conversation, *id)) {
+                    run_outcomes.push(Appended::Duplicate(earlier));
+                    continue;
+                }
+                seq += 1;
+                state.remember(conversation, *id, seq);
+                let head = record::Head {
+                    conversation,
+                    seq,
+                    sent_ms: run.sent_ms,
+                    id,
+                };
+                record::encode(&mut data, &head, &run.sender, body);
+                run_outcomes.push(Appended::Stored(seq));
+            }
+            if seq > before {
+                state.last_seq.insert(conversation, seq);
+                written.push((conversation, before + 1, seq));
+                last_ms = last_ms.max(run.sent_ms);
+            }
+            outcomes.push(run_outcomes);
         }
-        if !stored.is_empty() {
+        if !written.is_empty() {
             tx.execute(
                 "INSERT INTO log (last_ms, data) VALUES (?1, ?2)",
                 params![last_ms, &data[..]],
             )?;
             let log_id = tx.last_insert_rowid();
-            for message in &stored {
-                state.note_pending(message, log_id);
+            for &(conversation, first, last) in &written {
+                state.note_pending(conversation, first, last, log_id);
             }
             state.window_rows += 1;
             state.window_bytes += data.len();
@@ -234,16 +256,17 @@ impl State {
         Ok(())
     }
 
-    fn note_pending(&mut self, message: &Stored, log_id: i64) {
+    /// Records that `conversation`'s messages `first..=last` are in log row `log_id`.
+    fn note_pending(&mut self, conversation: u64, first: u64, last: u64, log_id: i64) {
         self.pending
-            .entry(message.conversation)
+            .entry(conversation)
             .and_modify(|p| {
-                p.last_seq = message.seq;
+                p.last_seq = last;
                 p.last_log = log_id;
             })
             .or_insert(Pending {
-                first_seq: message.seq,
-                last_seq: message.seq,
+                first_seq: first,
+                last_seq: last,
                 first_log: log_id,
                 last_log: log_id,
             });
