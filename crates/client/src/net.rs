@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use p2pchat_proto::{decode, encode, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION};
+use p2pchat_proto::{
+    decode, encode, encode_to_bytes, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -80,9 +82,7 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
         features: 0,
         client: format!("p2pchat {}", env!("CARGO_PKG_VERSION")),
     };
-    let mut out = BytesMut::new();
-    encode(&hello, &mut out);
-    stream.write_all(&out).await?;
+    stream.write_all(&encode_to_bytes(&hello)).await?;
     let max_frame = max_frame_len(DEFAULT_MAX_MESSAGE);
     let mut buf = BytesMut::with_capacity(4096);
     loop {

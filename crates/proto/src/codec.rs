@@ -4,7 +4,7 @@
 //! decoder reads the length before anything else and refuses one over the caller's limit before
 //! it allocates; it never panics, whatever the input (fuzzed in `fuzz/`).
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::frame::{ErrorCode, Frame, FrameType, LeftReason, OnlineEntry};
 use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
@@ -206,11 +206,16 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
 }
 
-/// `encode` into a fresh vector, for tests and one-off frames.
-pub fn encode_to_vec(frame: &Frame) -> Vec<u8> {
+/// `encode` into a buffer of its own, for a frame that is queued or sent alone.
+pub fn encode_to_bytes(frame: &Frame) -> Bytes {
     let mut out = BytesMut::new();
     encode(frame, &mut out);
-    out.to_vec()
+    out.freeze()
+}
+
+/// `encode` into a fresh vector, for tests.
+pub fn encode_to_vec(frame: &Frame) -> Vec<u8> {
+    encode_to_bytes(frame).to_vec()
 }
 
 /// A cursor over one frame's payload that turns short or surplus bytes into `Malformed`.

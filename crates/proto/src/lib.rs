@@ -8,7 +8,9 @@ mod codec;
 mod frame;
 mod nick;
 
-pub use codec::{decode, encode, encode_to_vec, peek_header, DecodeError, Header, HEADER_LEN};
+pub use codec::{
+    decode, encode, encode_to_bytes, encode_to_vec, peek_header, DecodeError, Header, HEADER_LEN,
+};
 pub use frame::{ErrorCode, Frame, FrameType, LeftReason, OnlineEntry};
 pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
 

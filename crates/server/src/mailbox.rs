@@ -14,8 +14,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Bytes, BytesMut};
-use p2pchat_proto::{encode, Frame};
+use bytes::Bytes;
+use p2pchat_proto::{encode_to_bytes, Frame};
 use tokio::sync::Notify;
 
 use crate::hub::{Note, Peer};
@@ -148,13 +148,12 @@ impl Peer for Link {
                 nick: nick.clone(),
             },
         };
-        let mut out = BytesMut::new();
-        encode(&frame, &mut out);
+        let bytes = encode_to_bytes(&frame);
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.frames.push_back((out.freeze(), false));
+        state.frames.push_back((bytes, false));
         state.notes.push_back(note);
         drop(state);
         self.wake.notify_one();

@@ -209,10 +209,9 @@ impl Session {
     /// Queues a frame of this session's own for the client (answers, errors, shutdown). Not
     /// counted against the companion's data limit; reading pauses instead while `out` is long.
     pub(crate) fn reply(&mut self, frame: &Frame) {
-        let mut out = BytesMut::new();
-        p2pchat_proto::encode(frame, &mut out);
-        self.out_reply_bytes += out.len();
-        self.out.push_back((out.freeze(), false));
+        let bytes = p2pchat_proto::encode_to_bytes(frame);
+        self.out_reply_bytes += bytes.len();
+        self.out.push_back((bytes, false));
     }
 
     /// Writes as much of `out` as the socket takes now.
