@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use p2pchat_proto::LeftReason;
 use tracing::{debug, info, warn};
 
 use crate::Config;
@@ -27,6 +28,20 @@ pub enum End {
     WriterGone,
     /// The relay is shutting down.
     Shutdown,
+}
+
+impl End {
+    /// What the companion is told about this end.
+    pub fn left_reason(&self) -> LeftReason {
+        match self {
+            End::Quit | End::Shutdown => LeftReason::Quit,
+            End::TimedOut | End::LoginTimeout => LeftReason::TimedOut,
+            End::Refused(_) => LeftReason::Dropped,
+            End::Closed | End::MidFrame | End::Reset(_) | End::WriterGone => {
+                LeftReason::ConnectionLost
+            }
+        }
+    }
 }
 
 /// A client as the log names it: "Client 3", then "Client 3 (Nick1)" once it has a nickname.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use p2pchat_proto::{peek_header, ErrorCode, Frame, LeftReason};
+use p2pchat_proto::{peek_header, ErrorCode, Frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
@@ -139,9 +139,6 @@ impl Session {
             if let Err(end) = self.absorb_mailbox() {
                 return end;
             }
-            if self.out.is_empty() {
-                self.write_progress = Instant::now();
-            }
             // The timer is moved later lazily (when it fires), but earlier at once: joining
             // swaps the login deadline for the heartbeat, and a stalled write starts its clock.
             let deadline = self.next_deadline(login_deadline);
@@ -194,6 +191,9 @@ impl Session {
     pub(crate) fn absorb_mailbox(&mut self) -> Result<(), End> {
         let before = self.out.len();
         self.mailbox.take(&mut self.out, &mut self.notes);
+        if before == 0 && !self.out.is_empty() {
+            self.write_progress = Instant::now();
+        }
         for (bytes, is_data) in self.out.range(before..) {
             if !is_data {
                 self.out_reply_bytes += bytes.len();
@@ -210,6 +210,10 @@ impl Session {
     /// counted against the companion's data limit; reading pauses instead while `out` is long.
     pub(crate) fn reply(&mut self, frame: &Frame) {
         let bytes = p2pchat_proto::encode_to_bytes(frame);
+        if self.out.is_empty() {
+            // The stall clock runs from when there is something to write.
+            self.write_progress = Instant::now();
+        }
         self.out_reply_bytes += bytes.len();
         self.out.push_back((bytes, false));
     }
@@ -354,26 +358,16 @@ impl Session {
     /// Hands `chunk` (complete message frames) to the companion, parks it if the companion has
     /// no room, or holds it while there is no companion.
     pub(crate) fn deliver(&mut self, chunk: Bytes) {
-        if !self.blocked.is_empty() {
-            self.blocked.push_back(chunk);
-            return;
-        }
-        let Phase::Joined {
-            companion: Some(companion),
-        } = &self.phase
-        else {
+        if !matches!(self.phase, Phase::Joined { companion: Some(_) }) {
             return self.hold(chunk);
-        };
-        match companion.push_data(chunk) {
-            Ok(()) => {}
-            Err(crate::mailbox::Refused::Full(chunk)) => self.blocked.push_back(chunk),
-            // Gone before its `Left` note reached us: keep the run for the next companion,
-            // exactly as if it had arrived a moment later.
-            Err(crate::mailbox::Refused::Closed(chunk)) => self.hold(chunk),
         }
+        // Queued behind any parked runs, so order is kept whatever the companion's room.
+        self.blocked.push_back(chunk);
+        self.flush_blocked();
     }
 
-    /// Pushes parked runs to the companion while it has room.
+    /// Pushes parked runs to the companion while it has room. A companion gone before its
+    /// `Left` note reached us leaves them to the next one, as if they had arrived a moment later.
     fn flush_blocked(&mut self) {
         let Phase::Joined {
             companion: Some(companion),
@@ -459,18 +453,5 @@ impl Session {
 async fn room(link: &Option<Link>) {
     if let Some(link) = link {
         link.room().await;
-    }
-}
-
-impl End {
-    pub(crate) fn left_reason(&self) -> LeftReason {
-        match self {
-            End::Quit | End::Shutdown => LeftReason::Quit,
-            End::TimedOut | End::LoginTimeout => LeftReason::TimedOut,
-            End::Refused(_) => LeftReason::Dropped,
-            End::Closed | End::MidFrame | End::Reset(_) | End::WriterGone => {
-                LeftReason::ConnectionLost
-            }
-        }
     }
 }
