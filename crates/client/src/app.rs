@@ -233,16 +233,16 @@ impl App {
                 .map(|line| show(Style::Notice, line))
                 .collect(),
             Input::Command(Command::Who) => vec![Effect::Send(Frame::Who)],
-            Input::Command(Command::Chat(target)) => match &target {
-                Some(nick) if validate_nick(nick).is_err() => {
-                    let err = validate_nick(nick).err().map(|e| e.to_string());
-                    vec![show(
+            Input::Command(Command::Chat(target)) => {
+                let target = target.unwrap_or_default();
+                match validate_nick(&target) {
+                    Err(err) if !target.is_empty() => vec![show(
                         Style::Error,
-                        format!("❌ Cannot chat with {nick}: {}", err.unwrap_or_default()),
-                    )]
+                        format!("❌ Cannot chat with {target}: {err}"),
+                    )],
+                    _ => vec![Effect::Send(Frame::ChatWith(target))],
                 }
-                _ => vec![Effect::Send(Frame::ChatWith(target.unwrap_or_default()))],
-            },
+            }
             Input::Unknown(word) => vec![show(
                 Style::Error,
                 format!("❓ Unknown command {word}. Type /help for the list."),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 pub use record::{MessageId, Stored};
@@ -196,14 +196,7 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // One read transaction: the watermark and the rows are seen as of the same commit.
         let tx = reader.transaction()?;
-        let id: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM conversations WHERE key = ?1",
-                [conversation],
-                |row| row.get(0),
-            )
-            .optional()?;
-        let Some(id) = id else {
+        let Some(id) = writer::find_conversation(&tx, conversation)? else {
             return Ok(Vec::new());
         };
         let mut found = Found {

@@ -315,14 +315,7 @@ fn conversation_id(
     if let Some(&id) = ids.get(key) {
         return Ok(id);
     }
-    let found: Option<i64> = tx
-        .query_row(
-            "SELECT id FROM conversations WHERE key = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let id = match found {
+    let id = match find_conversation(tx, key)? {
         Some(id) => id,
         None => {
             tx.execute("INSERT INTO conversations (key) VALUES (?1)", [key])?;
@@ -332,6 +325,17 @@ fn conversation_id(
     let id = u64::try_from(id).map_err(|_| StoreError::Damaged("negative conversation id"))?;
     ids.insert(key.to_owned(), id);
     Ok(id)
+}
+
+/// The database's number for conversation `key`, if it has one.
+pub(crate) fn find_conversation(conn: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM conversations WHERE key = ?1",
+            [key],
+            |row| row.get(0),
+        )
+        .optional()?)
 }
 
 fn last_indexed_seq(tx: &Transaction<'_>, conversation: u64) -> Result<u64, StoreError> {
