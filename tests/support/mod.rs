@@ -305,8 +305,7 @@ impl Raw {
     /// The next frame, or `None` once the relay has closed the connection.
     pub fn try_recv(&mut self) -> Option<Frame> {
         loop {
-            if let Some((frame, used)) = decode(&self.buf, RAW_MAX_FRAME).expect("decodable") {
-                self.buf.drain(..used);
+            if let Some(frame) = self.buffered() {
                 return Some(frame);
             }
             let mut chunk = [0u8; 64 * 1024];
@@ -319,10 +318,16 @@ impl Raw {
         }
     }
 
+    /// A whole frame already read, if there is one.
+    fn buffered(&mut self) -> Option<Frame> {
+        let (frame, used) = decode(&self.buf, RAW_MAX_FRAME).expect("decodable")?;
+        self.buf.drain(..used);
+        Some(frame)
+    }
+
     /// The next frame if one arrives within `wait`.
     pub fn recv_timeout(&mut self, wait: Duration) -> Option<Frame> {
-        if let Some((frame, used)) = decode(&self.buf, RAW_MAX_FRAME).expect("decodable") {
-            self.buf.drain(..used);
+        if let Some(frame) = self.buffered() {
             return Some(frame);
         }
         self.stream.set_read_timeout(Some(wait)).expect("timeout");
@@ -384,13 +389,11 @@ impl Raw {
 
     /// Two raw clients paired with each other.
     pub fn pair(port: u16, first: &str, second: &str) -> (Self, Self) {
-        let (a, waiting) = Self::login(port, first);
+        let (mut a, waiting) = Self::login(port, first);
         assert_eq!(waiting, Frame::Waiting);
-        let (mut b, paired) = Self::login(port, second);
+        let (b, paired) = Self::login(port, second);
         assert_eq!(paired, Frame::Paired(first.into()));
-        let mut a = a;
         assert_eq!(a.recv(), Frame::Paired(second.into()));
-        let _ = &mut b;
         (a, b)
     }
 }
