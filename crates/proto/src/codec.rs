@@ -6,11 +6,38 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::frame::{ErrorCode, Frame, FrameType, LeftReason, OnlineEntry};
+use crate::frame::{
+    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame, FrameType, LeftReason,
+    OnlineEntry,
+};
 use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
 
 /// Bytes before a frame's payload: the `u32` length and the type byte.
 pub const HEADER_LEN: usize = 5;
+
+/// Bytes of a `Message` payload before its text: seq (8), sent_ms (8), id (16).
+pub const MESSAGE_HEAD: usize = 32;
+
+/// Writes the relay's `seq` and `sent_ms` into an encoded `Message` frame (header included), in
+/// place. The caller has checked that `frame` is a whole `Message` frame.
+pub fn stamp_message(frame: &mut [u8], seq: u64, sent_ms: i64) {
+    frame[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&seq.to_be_bytes());
+    frame[HEADER_LEN + 8..HEADER_LEN + 16].copy_from_slice(&sent_ms.to_be_bytes());
+}
+
+/// The id of an encoded `Message` frame (header included); `None` if it is too short.
+pub fn message_id(frame: &[u8]) -> Option<crate::MessageId> {
+    frame
+        .get(HEADER_LEN + 16..HEADER_LEN + MESSAGE_HEAD)?
+        .try_into()
+        .ok()
+}
+
+/// The sequence number stamped in an encoded `Message` frame (header included).
+pub fn message_seq(frame: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = frame.get(HEADER_LEN..HEADER_LEN + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
 
 /// What `peek_header` learns from the first bytes of a frame, without looking at its payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,10 +201,46 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_u32(*heartbeat_ms);
             out.put_slice(server.as_bytes());
         }
+        Frame::NickOk { nick, token } | Frame::Resume { nick, token } => {
+            out.put_slice(token);
+            out.put_slice(nick.as_bytes());
+        }
+        Frame::Message(message) => {
+            out.put_u64(message.seq);
+            out.put_i64(message.sent_ms);
+            out.put_slice(&message.id);
+            out.put_slice(message.text.as_bytes());
+        }
+        Frame::Conversation(info) => {
+            out.put_u64(info.last_seq);
+            out.put_u64(info.read_through);
+            out.put_u64(info.their_read_through);
+            out.put_u64(info.last_from_you);
+            out.put_slice(&info.last_id_from_you);
+            out.put_slice(info.companion.as_bytes());
+        }
+        Frame::Ack { count, first_seq } => {
+            out.put_u32(*count);
+            out.put_u64(*first_seq);
+        }
+        Frame::Received(seq) | Frame::Delivered(seq) => out.put_u64(*seq),
+        Frame::History { before, limit } => {
+            out.put_u64(*before);
+            out.put_u32(*limit);
+        }
+        Frame::Earlier(message) => {
+            out.put_u64(message.seq);
+            out.put_i64(message.sent_ms);
+            out.put_u8(u8::from(message.mine));
+            out.put_slice(&message.id);
+            out.put_slice(message.text.as_bytes());
+        }
+        Frame::HistoryEnd { count, more } => {
+            out.put_u32(*count);
+            out.put_u8(u8::from(*more));
+        }
         Frame::Nick(text)
-        | Frame::NickOk(text)
         | Frame::Paired(text)
-        | Frame::Message(text)
         | Frame::Shutdown(text)
         | Frame::ChatWith(text)
         | Frame::WaitingFor(text) => out.put_slice(text.as_bytes()),
@@ -258,6 +321,26 @@ impl<'a> Fields<'a> {
         Ok(u64::from_be_bytes(self.take()?))
     }
 
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.take()?))
+    }
+
+    fn flag(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(self.malformed(what)),
+        }
+    }
+
+    /// Message text: the rest of the payload, non-empty UTF-8.
+    fn message_text(&mut self) -> Result<String, DecodeError> {
+        if self.rest.is_empty() {
+            return Err(self.malformed("empty message text"));
+        }
+        self.text()
+    }
+
     /// The rest of the payload as UTF-8 text.
     fn text(&mut self) -> Result<String, DecodeError> {
         let bytes = std::mem::take(&mut self.rest);
@@ -336,10 +419,51 @@ impl<'a> Fields<'a> {
                 server: self.short_text()?,
             },
             FrameType::Nick => Frame::Nick(self.short_text()?),
-            FrameType::NickOk => Frame::NickOk(self.short_text()?),
+            FrameType::NickOk => Frame::NickOk {
+                token: self.take()?,
+                nick: self.short_text()?,
+            },
+            FrameType::Resume => Frame::Resume {
+                token: self.take()?,
+                nick: self.short_text()?,
+            },
+            FrameType::Conversation => Frame::Conversation(ConversationInfo {
+                last_seq: self.u64()?,
+                read_through: self.u64()?,
+                their_read_through: self.u64()?,
+                last_from_you: self.u64()?,
+                last_id_from_you: self.take()?,
+                companion: self.short_text()?,
+            }),
+            FrameType::Ack => Frame::Ack {
+                count: self.u32()?,
+                first_seq: self.u64()?,
+            },
+            FrameType::Received => Frame::Received(self.u64()?),
+            FrameType::Delivered => Frame::Delivered(self.u64()?),
+            FrameType::History => Frame::History {
+                before: self.u64()?,
+                limit: self.u32()?,
+            },
+            FrameType::Earlier => Frame::Earlier(EarlierMessage {
+                seq: self.u64()?,
+                sent_ms: self.i64()?,
+                mine: self.flag("mine flag is not 0 or 1")?,
+                id: self.take()?,
+                text: self.message_text()?,
+            }),
+            FrameType::HistoryEnd => Frame::HistoryEnd {
+                count: self.u32()?,
+                more: self.flag("more flag is not 0 or 1")?,
+            },
             FrameType::Waiting => Frame::Waiting,
             FrameType::Paired => Frame::Paired(self.short_text()?),
-            FrameType::Message => Frame::Message(self.text()?),
+            FrameType::Message => Frame::Message(ChatMessage {
+                seq: self.u64()?,
+                sent_ms: self.i64()?,
+                id: self.take()?,
+                text: self.message_text()?,
+            }),
             FrameType::Left => {
                 let reason = self.u8()?;
                 let reason = LeftReason::from_u8(reason)
@@ -359,11 +483,7 @@ impl<'a> Fields<'a> {
             FrameType::WaitingFor => Frame::WaitingFor(self.short_text()?),
             FrameType::Error => {
                 let code = ErrorCode::from_u16(self.u16()?);
-                let fatal = match self.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(self.malformed("fatal flag is not 0 or 1")),
-                };
+                let fatal = self.flag("fatal flag is not 0 or 1")?;
                 Frame::Error {
                     code,
                     fatal,

@@ -5,6 +5,15 @@ use proptest::prelude::*;
 
 const MAX: usize = 64 * 1024 + 64;
 
+fn msg(text: &str) -> Frame {
+    Frame::Message(ChatMessage {
+        seq: 0,
+        sent_ms: 0,
+        id: [7; 16],
+        text: text.into(),
+    })
+}
+
 fn all_kinds() -> Vec<Frame> {
     vec![
         Frame::Hello {
@@ -20,10 +29,51 @@ fn all_kinds() -> Vec<Frame> {
             server: "p2pchat 0.1.0".into(),
         },
         Frame::Nick("Nick1".into()),
-        Frame::NickOk("Nick1".into()),
+        Frame::NickOk {
+            nick: "Nick1".into(),
+            token: [9; 16],
+        },
+        Frame::Resume {
+            nick: "Nick1".into(),
+            token: [9; 16],
+        },
+        Frame::Conversation(ConversationInfo {
+            companion: "Nick2".into(),
+            last_seq: 10,
+            read_through: 8,
+            their_read_through: 9,
+            last_from_you: 7,
+            last_id_from_you: [3; 16],
+        }),
+        Frame::Ack {
+            count: 3,
+            first_seq: 41,
+        },
+        Frame::Received(41),
+        Frame::Delivered(41),
+        Frame::History {
+            before: 0,
+            limit: 20,
+        },
+        Frame::Earlier(EarlierMessage {
+            seq: 5,
+            sent_ms: 1_764_000_000_000,
+            mine: true,
+            id: [1; 16],
+            text: "earlier".into(),
+        }),
+        Frame::HistoryEnd {
+            count: 1,
+            more: false,
+        },
         Frame::Waiting,
         Frame::Paired("Nick2".into()),
-        Frame::Message("Sup 😀 你好 שלום".into()),
+        Frame::Message(ChatMessage {
+            seq: 42,
+            sent_ms: -1,
+            id: [0xAB; 16],
+            text: "Sup 😀 你好 שלום".into(),
+        }),
         Frame::Left {
             reason: LeftReason::ConnectionLost,
             nick: "Nick2".into(),
@@ -66,16 +116,17 @@ fn every_kind_round_trips() {
 
 #[test]
 fn message_frame_layout_matches_the_docs() {
-    assert_eq!(
-        encode_to_vec(&Frame::Message("Sup".into())),
-        [0, 0, 0, 4, 0x07, b'S', b'u', b'p']
-    );
+    let mut expected = vec![0, 0, 0, 36, 0x07];
+    expected.extend([0; 16]);
+    expected.extend([7; 16]);
+    expected.extend(b"Sup");
+    assert_eq!(encode_to_vec(&msg("Sup")), expected);
     assert_eq!(encode_to_vec(&Frame::Waiting), [0, 0, 0, 1, 0x05]);
 }
 
 #[test]
 fn partial_input_asks_for_more() {
-    let bytes = encode_to_vec(&Frame::Message("hello".into()));
+    let bytes = encode_to_vec(&msg("hello"));
     for cut in 0..bytes.len() {
         assert_eq!(decode(&bytes[..cut], MAX), Ok(None), "cut at {cut}");
     }
@@ -104,10 +155,36 @@ fn unknown_type_can_be_skipped() {
 
 #[test]
 fn invalid_utf8_is_reported_not_replaced() {
-    let bytes = [0, 0, 0, 3, 0x07, 0xC3, 0x28];
+    let mut bytes = encode_to_vec(&msg("ab"));
+    let len = bytes.len();
+    bytes[len - 2..].copy_from_slice(&[0xC3, 0x28]);
     let err = decode(&bytes, MAX).unwrap_err();
     assert_eq!(err.error_code(), ErrorCode::InvalidUtf8);
-    assert_eq!(err.skip_len(), Some(7));
+    assert_eq!(err.skip_len(), Some(len));
+}
+
+#[test]
+fn stamping_writes_seq_and_time_in_place() {
+    let mut bytes = encode_to_vec(&msg("hi"));
+    stamp_message(&mut bytes, 77, 1_764_000_000_123);
+    assert_eq!(message_seq(&bytes), Some(77));
+    assert_eq!(message_id(&bytes), Some([7; 16]));
+    let Ok(Some((Frame::Message(message), _))) = decode(&bytes, MAX) else {
+        panic!("stamped frame does not decode");
+    };
+    assert_eq!((message.seq, message.sent_ms), (77, 1_764_000_000_123));
+    assert_eq!(message.text, "hi");
+}
+
+#[test]
+fn a_message_without_text_is_malformed() {
+    let mut bytes = encode_to_vec(&msg("x"));
+    bytes.pop();
+    bytes[3] -= 1;
+    assert!(matches!(
+        decode(&bytes, MAX),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -175,10 +252,44 @@ fn any_frame() -> impl Strategy<Value = Frame> {
                 }
             }),
         short.prop_map(Frame::Nick),
-        short.prop_map(Frame::NickOk),
+        (short, any::<[u8; 16]>()).prop_map(|(nick, token)| Frame::NickOk { nick, token }),
+        (short, any::<[u8; 16]>()).prop_map(|(nick, token)| Frame::Resume { nick, token }),
+        (any::<u64>(), any::<u32>()).prop_map(|(first_seq, count)| Frame::Ack { count, first_seq }),
+        any::<u64>().prop_map(Frame::Received),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<i64>(),
+            any::<bool>(),
+            any::<[u8; 16]>(),
+            ".+"
+        )
+            .prop_map(|(before, seq, sent_ms, mine, id, text)| {
+                if before % 2 == 0 {
+                    Frame::History {
+                        before,
+                        limit: seq as u32,
+                    }
+                } else {
+                    Frame::Earlier(EarlierMessage {
+                        seq,
+                        sent_ms,
+                        mine,
+                        id,
+                        text,
+                    })
+                }
+            }),
         Just(Frame::Waiting),
         short.prop_map(Frame::Paired),
-        any::<String>().prop_map(Frame::Message),
+        (any::<u64>(), any::<i64>(), any::<[u8; 16]>(), ".+").prop_map(
+            |(seq, sent_ms, id, text)| Frame::Message(ChatMessage {
+                seq,
+                sent_ms,
+                id,
+                text
+            })
+        ),
         (0u8..4, short).prop_map(|(r, nick)| Frame::Left {
             reason: LeftReason::from_u8(r).unwrap(),
             nick

@@ -1,7 +1,60 @@
 //! The typed frames of the protocol, their type bytes and the small enums they carry.
 //! Encoding and decoding live in `codec`; this module only names things.
 
-/// Every frame of protocol version 1. "C→S" frames are sent by clients, "S→C" by the relay;
+/// A client-chosen message id: random, so a re-sent message is recognised by its receiver.
+pub type MessageId = [u8; 16];
+
+/// A secret the relay gives with `NickOk`; presenting it in `Resume` takes the nickname back
+/// from a connection of the same client that the relay still thinks is alive.
+pub type ResumeToken = [u8; 16];
+
+/// One chat message as it travels: the sender writes `seq` and `sent_ms` as 0, the relay stamps
+/// both in place and forwards the frame byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Position in its conversation, from 1, strictly increasing (0 from a client).
+    pub seq: u64,
+    /// When the relay received it, ms since the Unix epoch (0 from a client).
+    pub sent_ms: i64,
+    /// The sender's id for it.
+    pub id: MessageId,
+    /// Non-empty UTF-8 text.
+    pub text: String,
+}
+
+/// One message of a conversation's history (`Earlier`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierMessage {
+    /// Its sequence number.
+    pub seq: u64,
+    /// When the relay received it, ms since the Unix epoch.
+    pub sent_ms: i64,
+    /// Whether the client asking sent it (else its companion did).
+    pub mine: bool,
+    /// The sender's id for it.
+    pub id: MessageId,
+    /// The text.
+    pub text: String,
+}
+
+/// Where a client stands in the conversation it just joined (`Conversation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationInfo {
+    /// The companion's nickname.
+    pub companion: String,
+    /// The conversation's latest sequence number (0: nothing was ever said).
+    pub last_seq: u64,
+    /// The client has received everything up to this sequence number.
+    pub read_through: u64,
+    /// The companion has received everything up to this sequence number.
+    pub their_read_through: u64,
+    /// Sequence number of the last message the relay holds from this client (0: none).
+    pub last_from_you: u64,
+    /// That message's id (all zero when there is none).
+    pub last_id_from_you: MessageId,
+}
+
+/// Every frame of protocol version 2. "C→S" frames are sent by clients, "S→C" by the relay;
 /// `Message`, `Ping` and `Pong` go both ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -30,15 +83,20 @@ pub enum Frame {
     },
     /// C→S: the nickname the client wants.
     Nick(String),
-    /// S→C: the nickname was accepted and is now the client's.
-    NickOk(String),
+    /// S→C: the nickname was accepted and is now the client's; `token` resumes it later.
+    NickOk {
+        /// The nickname.
+        nick: String,
+        /// Secret for `Resume`.
+        token: ResumeToken,
+    },
     /// S→C: no companion yet; messages sent now are held and delivered once one arrives.
     Waiting,
     /// S→C: the client now chats with this companion.
     Paired(String),
-    /// Both ways: one chat message (non-empty UTF-8). The relay forwards the client's frame to the
-    /// companion byte for byte.
-    Message(String),
+    /// Both ways: one chat message. The relay stamps `seq` and `sent_ms` and forwards the
+    /// client's frame to the companion byte for byte.
+    Message(ChatMessage),
     /// S→C: the companion has gone; a `Waiting` or `Paired` frame follows.
     Left {
         /// Why the companion went.
@@ -68,6 +126,46 @@ pub enum Frame {
     ChatWith(String),
     /// S→C: the client waits for this particular companion to be free; messages are held.
     WaitingFor(String),
+    /// C→S, instead of `Nick`: claims a nickname back after a lost connection. A connection the
+    /// relay still holds under that nickname is closed if `token` matches its `NickOk` token.
+    Resume {
+        /// The nickname.
+        nick: String,
+        /// The token from `NickOk`.
+        token: ResumeToken,
+    },
+    /// S→C, after `Paired` or `WaitingFor`: the conversation's state for this client. The messages
+    /// it missed (sequence numbers after `read_through`) follow as `Message` frames.
+    Conversation(ConversationInfo),
+    /// S→C: the client's next `count` unacknowledged messages are stored (durably, when the relay
+    /// keeps history), with sequence numbers `first_seq`, `first_seq + 1`, …
+    Ack {
+        /// How many messages.
+        count: u32,
+        /// The first one's sequence number.
+        first_seq: u64,
+    },
+    /// C→S: the client has received every message of its conversation up to this sequence number.
+    Received(u64),
+    /// S→C: the companion has received every message up to this sequence number.
+    Delivered(u64),
+    /// C→S: asks for up to `limit` messages of the current conversation before sequence number
+    /// `before` (0: the latest).
+    History {
+        /// Exclusive upper bound (0: none).
+        before: u64,
+        /// Most messages wanted.
+        limit: u32,
+    },
+    /// S→C: one message of history, oldest first; `HistoryEnd` ends the answer.
+    Earlier(EarlierMessage),
+    /// S→C: the end of a `History` answer.
+    HistoryEnd {
+        /// How many `Earlier` frames came.
+        count: u32,
+        /// Whether older messages remain.
+        more: bool,
+    },
     /// S→C: something the client sent was refused.
     Error {
         /// What went wrong, machine-readable.
@@ -141,6 +239,22 @@ byte_enum! {
         ChatWith = 0x10,
         /// `Frame::WaitingFor`.
         WaitingFor = 0x11,
+        /// `Frame::Resume`.
+        Resume = 0x12,
+        /// `Frame::Conversation`.
+        Conversation = 0x13,
+        /// `Frame::Ack`.
+        Ack = 0x14,
+        /// `Frame::Received`.
+        Received = 0x15,
+        /// `Frame::Delivered`.
+        Delivered = 0x16,
+        /// `Frame::History`.
+        History = 0x17,
+        /// `Frame::Earlier`.
+        Earlier = 0x18,
+        /// `Frame::HistoryEnd`.
+        HistoryEnd = 0x19,
     }
 }
 
@@ -201,6 +315,10 @@ pub enum ErrorCode {
     HeldFull,
     /// The relay is at its connection limit; try again later.
     ServerFull,
+    /// The relay could not store messages; they were not acknowledged (send them again later).
+    StoreFailed,
+    /// Another connection resumed this nickname with its token; this one is closed.
+    Replaced,
     /// A code this version does not know (kept so newer relays can add codes).
     Other(u16),
 }
@@ -223,6 +341,8 @@ impl ErrorCode {
             Self::Timeout => 12,
             Self::HeldFull => 13,
             Self::ServerFull => 14,
+            Self::StoreFailed => 15,
+            Self::Replaced => 16,
             Self::Other(code) => code,
         }
     }
@@ -244,6 +364,8 @@ impl ErrorCode {
             12 => Self::Timeout,
             13 => Self::HeldFull,
             14 => Self::ServerFull,
+            15 => Self::StoreFailed,
+            16 => Self::Replaced,
             other => Self::Other(other),
         }
     }
@@ -256,7 +378,7 @@ impl Frame {
             Self::Hello { .. } => FrameType::Hello,
             Self::Welcome { .. } => FrameType::Welcome,
             Self::Nick(_) => FrameType::Nick,
-            Self::NickOk(_) => FrameType::NickOk,
+            Self::NickOk { .. } => FrameType::NickOk,
             Self::Waiting => FrameType::Waiting,
             Self::Paired(_) => FrameType::Paired,
             Self::Message(_) => FrameType::Message,
@@ -270,6 +392,14 @@ impl Frame {
             Self::Online { .. } => FrameType::Online,
             Self::ChatWith(_) => FrameType::ChatWith,
             Self::WaitingFor(_) => FrameType::WaitingFor,
+            Self::Resume { .. } => FrameType::Resume,
+            Self::Conversation(_) => FrameType::Conversation,
+            Self::Ack { .. } => FrameType::Ack,
+            Self::Received(_) => FrameType::Received,
+            Self::Delivered(_) => FrameType::Delivered,
+            Self::History { .. } => FrameType::History,
+            Self::Earlier(_) => FrameType::Earlier,
+            Self::HistoryEnd { .. } => FrameType::HistoryEnd,
         }
     }
 }

@@ -9,13 +9,21 @@ mod frame;
 mod nick;
 
 pub use codec::{
-    decode, encode, encode_to_bytes, encode_to_vec, peek_header, DecodeError, Header, HEADER_LEN,
+    decode, encode, encode_to_bytes, encode_to_vec, message_id, message_seq, peek_header,
+    stamp_message, DecodeError, Header, HEADER_LEN, MESSAGE_HEAD,
 };
-pub use frame::{ErrorCode, Frame, FrameType, LeftReason, OnlineEntry};
+pub use frame::{
+    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame, FrameType, LeftReason,
+    MessageId, OnlineEntry, ResumeToken,
+};
 pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
 
 /// Protocol version spoken by this crate, sent in `Hello` and `Welcome`.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// `Welcome` feature bit: the relay keeps history on disk, and acknowledges a message only once
+/// it is durably stored.
+pub const FEATURE_HISTORY: u32 = 1;
 
 /// The four bytes every `Hello` payload starts with; lets the relay tell a p2pchat client from a
 /// stray connection (an HTTP request, a port scanner) on the first frame.
