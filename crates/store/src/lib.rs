@@ -1,51 +1,69 @@
 //! Message history for the p2pchat relay: an embedded SQLite database (bundled, nothing to
 //! install) in a private data directory.
 //!
-//! Writes go through one writer thread that commits in groups (`writer`); `append` resolves only
-//! once its message is durable (WAL, `synchronous=FULL`: the commit's fsync). Each commit writes
-//! one row per conversation holding all of that conversation's new messages (`record`), so the
-//! cost of an index entry is paid per commit, not per message. Reads use a connection of their
-//! own and never wait for the writer.
+//! The relay numbers messages and hands the store runs of already-stamped wire frames. One
+//! writer thread (`writer`) commits whatever is queued as one log row (WAL, `synchronous=FULL`:
+//! one fsync per group) and calls each run's `done` only after that, so a message is
+//! acknowledged only once it is durable. A row holds the frames verbatim (`record`): the write
+//! path copies bytes, it never re-encodes messages. The index and the members' state are written
+//! once per window of rows (`state`); reads (`read`) use a connection of their own and never wait
+//! for the writer. Nothing here touches a socket or assigns a sequence number.
 
+mod queue;
+mod read;
 mod record;
+mod schema;
+mod state;
 mod writer;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
-pub use record::{MessageId, Stored};
-pub use writer::{DEDUP_WINDOW, MAX_BATCH};
+pub use p2pchat_proto::MessageId;
+pub use record::MAX_KEY_BYTES;
+pub use schema::SCHEMA_VERSION;
+pub use state::{MAX_CACHED, MAX_DIRTY};
+pub use writer::{MAX_BATCH, MAX_COMMIT_BYTES};
 
-use writer::{Request, Writer};
+use queue::{Request, Shared};
 
-/// The schema version this code writes.
-const SCHEMA_VERSION: i64 = 1;
-/// Requests that may wait for the writer; past this, `append` waits for room (backpressure).
-const QUEUE: usize = 65_536;
+/// Default for `Options::budget`.
+pub const DEFAULT_BUDGET: usize = 64 << 20;
+
+/// Called once per accepted run, from the writer thread: `Ok` once the run is durable, or why it
+/// could not be stored. It runs on the thread that commits, so it should only hand the outcome
+/// on (wake a task, push to a queue), not block.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
 
 /// Why the store failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The data directory or database could not be opened or created.
-    #[error("cannot open the history database {path}: {reason}")]
+    /// The data directory or the database could not be opened or created.
+    #[error("cannot open the message history at {path}: {reason}")]
     Open {
         /// The path involved.
         path: PathBuf,
-        /// What went wrong.
+        /// What went wrong, as a sentence.
         reason: String,
     },
-    /// SQLite refused an operation.
-    #[error("history database error: {0}")]
+    /// SQLite refused an operation (disk full, I/O error, ...).
+    #[error("the message history database failed: {0}")]
     Sqlite(String),
     /// Stored data does not decode: the file was changed outside p2pchat.
-    #[error("the history database is damaged ({0})")]
+    #[error("the message history database is damaged ({0}); it was changed outside p2pchat")]
     Damaged(&'static str),
+    /// The relay handed over a run that is not whole, stamped `Message` frames with consecutive
+    /// sequence numbers above the conversation's last: a bug in the caller. Nothing was stored.
+    #[error("refused to store an invalid run of messages ({0})")]
+    BadRun(&'static str),
     /// The writer thread has stopped.
-    #[error("the history store is closed")]
+    #[error("the message history store has stopped")]
     Closed,
 }
 
@@ -55,89 +73,118 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// A message to store.
-#[derive(Debug, Clone)]
-pub struct Append {
-    /// Which conversation (the relay's key for it).
-    pub conversation: String,
-    /// The client-chosen id.
-    pub id: MessageId,
-    /// The sender's nickname.
-    pub sender: String,
-    /// When the relay received it (ms since the Unix epoch).
-    pub sent_ms: i64,
-    /// The message.
-    pub body: Bytes,
-}
-
-/// Messages from one sender in one conversation that arrived together, stored in order with
-/// consecutive sequence numbers (the relay hands on runs, so it stores them as runs too: one
-/// request, one answer, however many messages).
+/// Messages of one sender in one conversation, as the relay forwards them: whole `Message`
+/// frames back to back, already stamped with consecutive sequence numbers.
 #[derive(Debug, Clone)]
 pub struct Run {
-    /// Which conversation (the relay's key for it).
-    pub conversation: String,
-    /// The sender's nickname.
-    pub sender: String,
-    /// When the relay received the run (ms since the Unix epoch).
+    /// The relay's key for the conversation, e.g. `"alice\nbob"`.
+    pub conversation: Arc<str>,
+    /// The sender's member key (folded nickname), at most `MAX_KEY_BYTES`.
+    pub sender: Arc<str>,
+    /// The frames, exactly as forwarded.
+    pub frames: Bytes,
+}
+
+/// Where a conversation stands (see `Store::load`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationState {
+    /// The highest sequence number stored (0: none).
+    pub last_seq: u64,
+    /// Everyone who sent a message or whose read cursor was set, by key.
+    pub members: Vec<MemberState>,
+}
+
+/// One member of a conversation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberState {
+    /// The member key (folded nickname).
+    pub key: String,
+    /// Sequence number of the last message stored from this member (0: none).
+    pub last_sent_seq: u64,
+    /// Its id (all zero if none).
+    pub last_sent_id: MessageId,
+    /// The highest cursor given with `Store::set_read` (0: none).
+    pub read_through: u64,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its sequence number in the conversation.
+    pub seq: u64,
+    /// When the relay received it, ms since the Unix epoch.
     pub sent_ms: i64,
-    /// Each message's client-chosen id and body, in order.
-    pub messages: Vec<(MessageId, Bytes)>,
+    /// The sender's member key.
+    pub sender: Arc<str>,
+    /// The sender's id for it.
+    pub id: MessageId,
+    /// The whole encoded `Message` frame, as it was received.
+    pub frame: Bytes,
 }
 
-/// What `append` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Appended {
-    /// Stored durably with this sequence number.
-    Stored(u64),
-    /// Already stored (a re-send) under this sequence number; nothing was written.
-    Duplicate(u64),
+impl StoredMessage {
+    /// The message text (checked to be UTF-8 when read; empty if `frame` was built otherwise).
+    pub fn text(&self) -> &str {
+        let text = self
+            .frame
+            .get(p2pchat_proto::HEADER_LEN + p2pchat_proto::MESSAGE_HEAD..)
+            .unwrap_or_default();
+        std::str::from_utf8(text).unwrap_or_default()
+    }
 }
 
-impl Appended {
-    /// The message's sequence number either way.
-    pub fn seq(self) -> u64 {
-        match self {
-            Self::Stored(seq) | Self::Duplicate(seq) => seq,
+/// Settings for `Store::open_with`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bytes of runs that may wait for a commit before `try_append` refuses more; a run is
+    /// always accepted when nothing waits, however big.
+    pub budget: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            budget: DEFAULT_BUDGET,
         }
     }
 }
 
-/// Handle to the history database. Cheap to share behind an `Arc`.
+/// Handle to the history database. Share it behind an `Arc`; dropping it lets the writer commit
+/// what is queued (calling every `done`) and waits for it.
 pub struct Store {
-    requests: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
     reader: Mutex<Connection>,
     path: PathBuf,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`, creating `dir` with owner-only permissions.
+    /// Opens (or creates) `history.db` in `dir`, creating `dir` owner-only (0700, the file 0600).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let failed = |path: &Path, reason: String| StoreError::Open {
-            path: path.to_owned(),
+        Self::open_with(dir, Options::default())
+    }
+
+    /// `open` with non-default settings.
+    pub fn open_with(dir: &Path, options: Options) -> Result<Self, StoreError> {
+        let path = dir.join("history.db");
+        let failed = |reason: String| StoreError::Open {
+            path: path.clone(),
             reason,
         };
-        std::fs::create_dir_all(dir).map_err(|e| failed(dir, e.to_string()))?;
-        private(dir, 0o700).map_err(|e| failed(dir, e.to_string()))?;
-        let path = dir.join("history.db");
-        let writer = Connection::open(&path).map_err(|e| failed(&path, e.to_string()))?;
-        prepare(&writer).map_err(|e| failed(&path, e.to_string()))?;
-        private(&path, 0o600).map_err(|e| failed(&path, e.to_string()))?;
-        let reader = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| failed(&path, e.to_string()))?;
-        let writer = Writer::recover(writer).map_err(|e| failed(&path, e.to_string()))?;
-        let (requests, queue) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
+        let conn = schema::open_writer(dir, &path).map_err(failed)?;
+        let reader = schema::open_reader(&path).map_err(failed)?;
+        let writer = writer::Writer::recover(conn).map_err(|e| failed(e.to_string()))?;
+        let shared = Arc::new(Shared::new(options.budget));
+        let for_writer = shared.clone();
+        let writer = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || writer.run(queue))
-            .map_err(|e| failed(&path, e.to_string()))?;
+            .spawn(move || writer.run(for_writer))
+            .map_err(|e| failed(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
-            requests,
+            shared,
             reader: Mutex::new(reader),
             path,
+            writer: Some(writer),
         })
     }
 
@@ -146,164 +193,112 @@ impl Store {
         &self.path
     }
 
-    /// Stores a message; resolves once it is durable (or recognised as a re-send).
-    pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
-        let run = Run {
-            conversation: append.conversation,
-            sender: append.sender,
-            sent_ms: append.sent_ms,
-            messages: vec![(append.id, append.body)],
-        };
-        let outcomes = self.append_run(run).await?;
-        outcomes.into_iter().next().ok_or(StoreError::Closed)
+    /// Queues `run` for the next commit; `done` is called after the commit that made it durable
+    /// (or with why it failed), runs in the order they were accepted. Never blocks, so it may be
+    /// called from async tasks and under a std mutex. Refused, handing both back, while more than
+    /// `Options::budget` bytes wait for a commit: wait for `room` and try again.
+    pub fn try_append(&self, run: Run, done: Done) -> Result<(), (Run, Done)> {
+        self.shared.try_append(run, done)
     }
 
-    /// Stores a run of messages; resolves once they are durable, with what happened to each.
-    pub async fn append_run(&self, run: Run) -> Result<Vec<Appended>, StoreError> {
-        self.ask(|reply| Request::Append(run, reply)).await
+    /// Resolves once a commit has freed budget after this call, or at once if nothing waits. The
+    /// wake-up is registered when `room` is called, not when the future is first polled.
+    pub fn room(&self) -> impl Future<Output = ()> + Send + '_ {
+        let freed = self.shared.freed.notified();
+        async move {
+            if self.shared.queued_bytes() > 0 {
+                freed.await;
+            }
+        }
     }
 
-    /// Deletes the log rows whose newest message is older than `cutoff_ms`; returns how many.
-    pub async fn purge_older_than(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        self.ask(|reply| Request::Purge(cutoff_ms, reply)).await
+    /// Records that `member` has received `conversation`'s messages through `seq`. Never blocks
+    /// and is never refused: only the highest cursor per (conversation, member) waits for the
+    /// next commit, which makes it durable. A cursor never goes back. A member key longer than
+    /// `MAX_KEY_BYTES` is not a member key and is ignored.
+    pub fn set_read(&self, conversation: Arc<str>, member: Arc<str>, seq: u64) {
+        self.shared.set_read(conversation, member, seq);
     }
 
-    /// Sends the writer a request and waits for its answer.
-    async fn ask<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
-    ) -> Result<T, StoreError> {
+    /// The conversation's state once everything queued before this call is committed (so it
+    /// doubles as a barrier). An unknown conversation has `last_seq` 0 and no members.
+    pub async fn load(&self, conversation: Arc<str>) -> Result<ConversationState, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(request(reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.shared.request(Request::Load(conversation, reply));
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Up to `limit` messages of `conversation` with a sequence number below `before` (all if
-    /// `None`), oldest first. Blocking: call it from a blocking task.
-    pub fn history(
+    /// Resolves once everything queued before this call (runs and read cursors) is committed,
+    /// with the outcome of that commit. For a clean shutdown, and for answers that must not
+    /// get ahead of the disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.request(Request::Flush(reply));
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes the oldest log rows, up to the first holding a message sent at or after
+    /// `cutoff_ms`; returns how many. Conversations' numbering and members' state are kept.
+    pub async fn purge_older_than(&self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.shared.request(Request::Purge(cutoff_ms, reply));
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The newest up to `limit` messages of `conversation` with seq < `before` (0: no bound),
+    /// oldest first. Sees everything committed. Blocking: call it from a blocking task.
+    pub fn before(
         &self,
         conversation: &str,
-        before: Option<u64>,
+        before: u64,
         limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
-        let before = before.unwrap_or(u64::MAX);
-        let mut reader = self
-            .reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // One read transaction: the watermark and the rows are seen as of the same commit.
-        let tx = reader.transaction()?;
-        let Some(id) = writer::find_conversation(&tx, conversation)? else {
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        if limit == 0 {
             return Ok(Vec::new());
-        };
-        let mut found = Found {
-            conversation: id as u64,
-            before,
-            limit,
-            newest_first: Vec::new(),
-        };
-        // The unindexed tail first (the newest messages), then indexed windows, newest first.
-        let indexed = writer::indexed_through(&tx)?;
-        found.scan(&tx, indexed, i64::MAX)?;
-        let mut windows = tx.prepare_cached(
-            "SELECT first_log, last_log FROM entries WHERE conversation = ?1 AND first_seq < ?2 \
-             ORDER BY first_seq DESC",
-        )?;
-        let mut rows = windows.query(rusqlite::params![id, before.min(i64::MAX as u64) as i64])?;
-        while !found.full() {
-            let Some(row) = rows.next()? else { break };
-            let (first_log, last_log): (i64, i64) = (row.get(0)?, row.get(1)?);
-            found.scan(&tx, first_log - 1, last_log)?;
         }
-        let mut messages = found.newest_first;
-        messages.reverse();
-        Ok(messages)
+        read::before(&mut self.reader(), conversation, before, limit)
+    }
+
+    /// The first up to `limit` messages of `conversation` with `after < seq <= through`, oldest
+    /// first, stopping before their frames would pass `max_bytes` (the first message is returned
+    /// whatever its size). Sees everything committed. Blocking: call it from a blocking task.
+    pub fn after(
+        &self,
+        conversation: &str,
+        after: u64,
+        through: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        read::after(
+            &mut self.reader(),
+            conversation,
+            after,
+            through,
+            limit,
+            max_bytes,
+        )
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        // A read leaves nothing half-done in the connection (its transaction rolls back on drop).
+        self.reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Messages of one conversation gathered newest first by a history read.
-struct Found {
-    conversation: u64,
-    before: u64,
-    limit: usize,
-    newest_first: Vec<Stored>,
-}
-
-impl Found {
-    fn full(&self) -> bool {
-        self.newest_first.len() >= self.limit
-    }
-
-    /// Takes the conversation's messages from log rows `after < id <= through`, newest first.
-    fn scan(&mut self, conn: &Connection, after: i64, through: i64) -> Result<(), StoreError> {
-        let rows = writer::read_rows(conn, after, through)?;
-        for (_, data) in rows.into_iter().rev() {
-            let messages = record::decode(&data).map_err(|e| StoreError::Damaged(e.0))?;
-            for message in messages.into_iter().rev() {
-                if self.full() {
-                    return Ok(());
-                }
-                if message.conversation == self.conversation && message.seq < self.before {
-                    self.newest_first.push(message);
-                }
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(writer) = self.writer.take() {
+            // A `done` holding the last handle drops it on the writer thread: it cannot wait
+            // for itself, and it ends once that callback returns.
+            if writer.thread().id() != std::thread::current().id() {
+                let _ = writer.join();
             }
         }
-        Ok(())
     }
-}
-
-/// Durability and schema: WAL with a full sync at each commit, tables created if missing, and a
-/// database from a newer version refused rather than misread.
-fn prepare(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "it was written by a newer p2pchat (schema {version}; this one knows {SCHEMA_VERSION})"
-        )));
-    }
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS conversations (
-             id INTEGER PRIMARY KEY,
-             key TEXT NOT NULL UNIQUE
-         );
-         -- AUTOINCREMENT: a purged row's id is never reused, so index entries and the
-         -- watermark can never point at a newer row by mistake.
-         CREATE TABLE IF NOT EXISTS log (
-             id INTEGER PRIMARY KEY AUTOINCREMENT,
-             last_ms INTEGER NOT NULL,
-             data BLOB NOT NULL
-         );
-         CREATE TABLE IF NOT EXISTS entries (
-             conversation INTEGER NOT NULL,
-             first_seq INTEGER NOT NULL,
-             last_seq INTEGER NOT NULL,
-             first_log INTEGER NOT NULL,
-             last_log INTEGER NOT NULL,
-             PRIMARY KEY (conversation, first_seq)
-         ) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS meta (
-             key TEXT PRIMARY KEY,
-             value INTEGER NOT NULL
-         ) WITHOUT ROWID;",
-    )?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn private(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn private(_path: &Path, _mode: u32) -> std::io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

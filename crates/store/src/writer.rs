@@ -1,350 +1,233 @@
-//! The writer thread: the only connection that writes. It takes every request waiting in its
-//! queue, commits them as one log row in one transaction (one fsync), and only then answers them:
-//! whatever arrives during a commit goes into the next one. Network tasks never wait for the disk;
-//! only the acknowledgement of a message does.
+//! The writer thread: the only connection that writes. It takes everything waiting in the queue,
+//! commits it as one log row in one transaction (one fsync), and only then calls the runs' `done`
+//! callbacks, in the order the runs were accepted: whatever arrives during a commit goes into
+//! the next one. Loads and purges in the same batch are answered after its commit.
 //!
 //! Finding a conversation's messages later needs an index, but indexing every commit would touch
-//! one B-tree page per conversation per commit (measured: 22 k messages/s at 1,000 conversations).
-//! So the index is written once per window of log rows (`WINDOW_ROWS` or `WINDOW_BYTES`), one
-//! entry per conversation per window, in the same transaction as a log row; the rows after the
-//! last window (the tail) are scanned at start-up and by history reads.
+//! one B-tree page per conversation per commit (measured: 22 k messages/s at 1,000 conversations,
+//! a tenth of what indexing per window costs). So the index, and the members' state, are written
+//! once per window of log rows (`WINDOW_ROWS` or `WINDOW_BYTES`), in the same transaction as a
+//! log row; the rows after the last window (the tail) are replayed at start-up and scanned by reads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
-use bytes::BytesMut;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::record::{self, MessageId};
-use crate::{Appended, Run, StoreError};
+use crate::queue::{Accepted, Batch, Request, Shared};
+use crate::record::{self, MAX_KEY_BYTES};
+use crate::state::{self, State, MAX_DIRTY};
+use crate::{ConversationState, StoreError};
 
-/// Most messages in one commit (a commit takes whole requests, so it may go one run over);
-/// bounds the work and memory of one commit.
+/// Most messages in one commit (a commit takes whole runs, so it may go one run over); bounds
+/// the work and memory of one commit.
 pub const MAX_BATCH: usize = 65_536;
-/// Recent (conversation, message id) pairs remembered to recognise a re-send, across all
-/// conversations. A re-send is recognised if its original was among this many latest messages;
-/// clients re-send only what was not acknowledged, a few commits' worth at most.
-pub const DEDUP_WINDOW: usize = 262_144;
+/// Most bytes of frames in one commit (again, one run may go over): bounds a log row, and so
+/// what a read decodes at a time.
+pub const MAX_COMMIT_BYTES: usize = 8 << 20;
 /// Log rows between index writes.
-pub(crate) const WINDOW_ROWS: i64 = if cfg!(test) { 8 } else { 1024 };
-/// Log bytes between index writes (bounds what a history read or a start-up scans).
+pub(crate) const WINDOW_ROWS: u64 = if cfg!(test) { 8 } else { 1024 };
+/// Log bytes between index writes (bounds what a read or a start-up scans in the tail).
 const WINDOW_BYTES: usize = 8 << 20;
-/// Conversations whose id and last sequence number are cached.
-const MAX_CACHED: usize = 100_000;
 
-pub(crate) enum Request {
-    Append(Run, oneshot::Sender<Result<Vec<Appended>, StoreError>>),
-    Purge(i64, oneshot::Sender<Result<usize, StoreError>>),
-}
-
-/// Where one conversation's messages are in the current window.
-struct Pending {
-    first_seq: u64,
-    last_seq: u64,
-    first_log: i64,
-    last_log: i64,
-}
+/// What became of each run of a commit, in order.
+type Outcomes = Vec<Result<(), StoreError>>;
+/// The highest read cursor per (conversation, member) since the last commit.
+type Cursors = HashMap<(Arc<str>, Arc<str>), u64>;
 
 pub(crate) struct Writer {
     conn: Connection,
-    state: State,
-}
-
-/// What the writer keeps in memory between commits.
-#[derive(Default)]
-struct State {
-    ids: HashMap<String, u64>,
-    last_seq: HashMap<u64, u64>,
-    pending: HashMap<u64, Pending>,
-    window_rows: i64,
-    window_bytes: usize,
-    recent: VecDeque<(u64, MessageId)>,
-    seq_of: HashMap<(u64, MessageId), u64>,
-}
-
-impl Request {
-    fn messages(&self) -> usize {
-        match self {
-            Request::Append(run, _) => run.messages.len(),
-            Request::Purge(..) => 1,
-        }
-    }
+    /// `Err` after a failed commit whose state could not be re-read; retried at each batch.
+    state: Result<State, StoreError>,
+    /// The log row being built, kept to reuse its allocation.
+    row: Vec<u8>,
 }
 
 impl Writer {
-    /// Loads what the last run left: the unindexed tail, and recent ids for de-duplication.
-    pub(crate) fn recover(conn: Connection) -> Result<Self, StoreError> {
-        let mut state = State::default();
-        let indexed = indexed_through(&conn)?;
-        // The window before the tail only seeds de-duplication; the tail is also pending.
-        let rows = read_rows(&conn, indexed - WINDOW_ROWS, i64::MAX)?;
-        for (log_id, data) in rows {
-            let messages = record::decode(&data).map_err(|e| StoreError::Damaged(e.0))?;
-            for message in &messages {
-                state.remember(message.conversation, message.id, message.seq);
+    /// Reads what the last run left: the tables and the unindexed tail.
+    pub fn recover(conn: Connection) -> Result<Self, StoreError> {
+        let state = State::recover(&conn)?;
+        Ok(Self {
+            conn,
+            state: Ok(state),
+            row: Vec::new(),
+        })
+    }
+
+    pub fn run(mut self, shared: Arc<Shared>) {
+        while let Some(batch) = shared.take(MAX_BATCH, MAX_COMMIT_BYTES) {
+            // A bug here must not stop the acknowledgements: the batch's runs are told `Closed`
+            // as they are dropped, and the state is read again from the database.
+            let handled = std::panic::catch_unwind(AssertUnwindSafe(|| self.handle(batch)));
+            if handled.is_err() {
+                self.state = State::recover(&self.conn);
             }
-            if log_id > indexed {
-                state.window_rows += 1;
-                state.window_bytes += data.len();
-                for message in &messages {
-                    let (conversation, seq) = (message.conversation, message.seq);
-                    state.note_pending(conversation, seq, seq, log_id);
-                    state.last_seq.insert(conversation, seq);
+        }
+    }
+
+    fn handle(&mut self, batch: Batch<'_>) {
+        let Batch {
+            appends,
+            requests,
+            cursors,
+            budget,
+        } = batch;
+        let outcomes = self.commit(&appends, cursors);
+        drop(budget);
+        let committed = outcomes.as_ref().map(|_| ()).map_err(Clone::clone);
+        match outcomes {
+            Ok(outcomes) => {
+                for (accepted, outcome) in appends.into_iter().zip(outcomes) {
+                    accepted.finish(outcome);
+                }
+            }
+            Err(err) => {
+                for accepted in appends {
+                    accepted.finish(Err(err.clone()));
                 }
             }
         }
-        Ok(Self { conn, state })
+        for request in requests {
+            match request {
+                Request::Load(key, reply) => {
+                    let _ = reply.send(self.load(&key));
+                }
+                Request::Purge(cutoff_ms, reply) => {
+                    let _ = reply.send(self.purge(cutoff_ms));
+                }
+                Request::Flush(reply) => {
+                    let _ = reply.send(committed.clone());
+                }
+            }
+        }
     }
 
-    pub(crate) fn run(mut self, mut requests: mpsc::Receiver<Request>) {
-        while let Some(first) = requests.blocking_recv() {
-            let mut batch = vec![first];
-            let mut messages = batch[0].messages();
-            while messages < MAX_BATCH {
-                match requests.try_recv() {
-                    Ok(request) => {
-                        messages += request.messages();
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
-            }
-            let mut appends = Vec::with_capacity(batch.len());
-            let mut replies = Vec::with_capacity(batch.len());
-            for request in batch {
-                match request {
-                    Request::Append(append, reply) => {
-                        appends.push(append);
-                        replies.push(reply);
-                    }
-                    Request::Purge(cutoff, reply) => {
-                        let _ = reply.send(self.purge(cutoff));
-                    }
-                }
-            }
-            if appends.is_empty() {
+    fn commit(&mut self, appends: &[Accepted], cursors: Cursors) -> Result<Outcomes, StoreError> {
+        if appends.is_empty() && cursors.is_empty() {
+            return Ok(Vec::new()); // only loads or purges: nothing to commit
+        }
+        let state = ready(&self.conn, &mut self.state)?;
+        let written = write(&mut self.conn, state, &mut self.row, appends, cursors);
+        self.row.clear();
+        self.row.shrink_to(MAX_COMMIT_BYTES);
+        if written.is_err() {
+            // The memory may describe what was never committed: read it again.
+            self.state = State::recover(&self.conn);
+        }
+        written
+    }
+
+    fn load(&mut self, key: &str) -> Result<ConversationState, StoreError> {
+        ready(&self.conn, &mut self.state)?.load(&self.conn, key)
+    }
+
+    /// Deletes the oldest log rows, up to the first one holding a message sent at or after
+    /// `cutoff_ms`, and the index entries that only pointed at them, except each conversation's
+    /// newest (it carries the last sequence number).
+    fn purge(&mut self, cutoff_ms: i64) -> Result<usize, StoreError> {
+        let state = ready(&self.conn, &mut self.state)?;
+        let purged = purge(&mut self.conn, state, cutoff_ms);
+        if purged.is_err() {
+            self.state = State::recover(&self.conn);
+        }
+        purged
+    }
+}
+
+/// The writer's state, re-read first if a failure left it unknown.
+fn ready<'a>(
+    conn: &Connection,
+    state: &'a mut Result<State, StoreError>,
+) -> Result<&'a mut State, StoreError> {
+    if state.is_err() {
+        *state = State::recover(conn);
+    }
+    state.as_mut().map_err(|err| err.clone())
+}
+
+/// One commit: a log row with a record per run and per cursor, and the index window when due.
+fn write(
+    conn: &mut Connection,
+    state: &mut State,
+    row: &mut Vec<u8>,
+    appends: &[Accepted],
+    cursors: Cursors,
+) -> Result<Outcomes, StoreError> {
+    let tx = conn.transaction()?;
+    let log = state.last_log + 1;
+    let mut last_ms: Option<i64> = None;
+    let mut outcomes = Vec::with_capacity(appends.len());
+    for Accepted { run, facts, .. } in appends {
+        let facts = match facts {
+            Ok(facts) => facts,
+            Err(why) => {
+                outcomes.push(Err(StoreError::BadRun(why)));
                 continue;
             }
-            match self.commit(&appends) {
-                Ok(outcomes) => {
-                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(outcome));
-                    }
-                }
-                Err(err) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
-                    }
-                    // The in-memory state may describe what was never committed: rebuild it.
-                    match Self::recover(self.conn) {
-                        Ok(fresh) => self = fresh,
-                        Err(_) => return,
-                    }
-                }
-            }
+        };
+        let conversation = state.get_mut(&tx, &run.conversation)?;
+        if facts.first_seq <= conversation.last_seq {
+            outcomes.push(Err(StoreError::BadRun("sequence numbers go backwards")));
+            continue;
+        }
+        record::put_run(row, conversation.number, &run.sender, facts, &run.frames);
+        conversation.sent(&run.sender, facts, log);
+        last_ms = Some(last_ms.map_or(facts.last_ms, |ms| ms.max(facts.last_ms)));
+        outcomes.push(Ok(()));
+    }
+    for ((key, member), seq) in cursors {
+        if member.len() > MAX_KEY_BYTES {
+            continue; // not a member key; see `Store::set_read`
+        }
+        let conversation = state.get_mut(&tx, &key)?;
+        record::put_cursor(row, conversation.number, &member, seq);
+        conversation.read(&member, seq);
+    }
+    if !row.is_empty() {
+        let last_ms = last_ms.unwrap_or(state.last_ms);
+        tx.prepare_cached("INSERT INTO log (id, last_ms, data) VALUES (?1, ?2, ?3)")?
+            .execute(params![log, last_ms, &row[..]])?;
+        state.last_log = log;
+        state.last_ms = last_ms;
+        state.window_rows += 1;
+        state.window_bytes += row.len();
+        if state.window_rows >= WINDOW_ROWS
+            || state.window_bytes >= WINDOW_BYTES
+            || state.dirty_count() >= MAX_DIRTY
+        {
+            state.write_window(&tx, log)?;
         }
     }
-
-    fn commit(&mut self, runs: &[Run]) -> Result<Vec<Vec<Appended>>, StoreError> {
-        let state = &mut self.state;
-        if state.ids.len() > MAX_CACHED {
-            state.ids.clear();
-            state.last_seq.clear();
-        }
-        let tx = self.conn.transaction()?;
-        let mut outcomes = Vec::with_capacity(runs.len());
-        // Per conversation touched: (first, last) sequence number written by this commit.
-        let mut written: Vec<(u64, u64, u64)> = Vec::new();
-        let mut data = BytesMut::new();
-        let mut last_ms = i64::MIN;
-        for run in runs {
-            let conversation = conversation_id(&tx, &mut state.ids, &run.conversation)?;
-            let before = match state.last_seq.get(&conversation) {
-                Some(&seq) => seq,
-                None => last_indexed_seq(&tx, conversation)?,
-            };
-            let mut seq = before;
-            let mut run_outcomes = Vec::with_capacity(run.messages.len());
-            for (id, body) in &run.messages {
-                if let Some(&earlier) = state.seq_of.get(&(conversation, *id)) {
-                    run_outcomes.push(Appended::Duplicate(earlier));
-                    continue;
-                }
-                seq += 1;
-                state.remember(conversation, *id, seq);
-                let head = record::Head {
-                    conversation,
-                    seq,
-                    sent_ms: run.sent_ms,
-                    id,
-                };
-                record::encode(&mut data, &head, &run.sender, body);
-                run_outcomes.push(Appended::Stored(seq));
-            }
-            if seq > before {
-                state.last_seq.insert(conversation, seq);
-                written.push((conversation, before + 1, seq));
-                last_ms = last_ms.max(run.sent_ms);
-            }
-            outcomes.push(run_outcomes);
-        }
-        if !written.is_empty() {
-            tx.execute(
-                "INSERT INTO log (last_ms, data) VALUES (?1, ?2)",
-                params![last_ms, &data[..]],
-            )?;
-            let log_id = tx.last_insert_rowid();
-            for &(conversation, first, last) in &written {
-                state.note_pending(conversation, first, last, log_id);
-            }
-            state.window_rows += 1;
-            state.window_bytes += data.len();
-            if state.window_rows >= WINDOW_ROWS || state.window_bytes >= WINDOW_BYTES {
-                state.write_index(&tx, log_id)?;
-            }
-        }
-        tx.commit()?;
-        Ok(outcomes)
-    }
-
-    /// Deletes log rows whose newest message is older than `cutoff_ms`, and the index entries
-    /// that only pointed at them, except each conversation's newest entry: it carries the last
-    /// sequence number, so numbering goes on where it was.
-    fn purge(&mut self, cutoff_ms: i64) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
-        if !self.state.pending.is_empty() {
-            // Index the tail first: its rows may go, and the index must keep their numbers.
-            let through: i64 =
-                tx.query_row("SELECT coalesce(max(id), 0) FROM log", [], |row| row.get(0))?;
-            self.state.write_index(&tx, through)?;
-        }
-        let deleted = tx.execute("DELETE FROM log WHERE last_ms < ?1", [cutoff_ms])?;
-        tx.execute(
-            "DELETE FROM entries WHERE last_log < (SELECT coalesce(min(id), 9223372036854775807) FROM log) \
-             AND first_seq < (SELECT max(first_seq) FROM entries AS newest \
-                              WHERE newest.conversation = entries.conversation)",
-            [],
-        )?;
-        tx.commit()?;
-        Ok(deleted)
-    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
-impl State {
-    /// Writes one index entry per conversation of the window and moves the watermark.
-    fn write_index(&mut self, tx: &Transaction<'_>, through: i64) -> Result<(), StoreError> {
-        let mut insert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO entries (conversation, first_seq, last_seq, first_log, last_log) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (conversation, pending) in &self.pending {
-            insert.execute(params![
-                *conversation as i64,
-                pending.first_seq as i64,
-                pending.last_seq as i64,
-                pending.first_log,
-                pending.last_log
-            ])?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('indexed_through', ?1)",
-            [through],
-        )?;
-        self.pending.clear();
-        self.window_rows = 0;
-        self.window_bytes = 0;
-        Ok(())
-    }
-
-    /// Records that `conversation`'s messages `first..=last` are in log row `log_id`.
-    fn note_pending(&mut self, conversation: u64, first: u64, last: u64, log_id: i64) {
-        self.pending
-            .entry(conversation)
-            .and_modify(|p| {
-                p.last_seq = last;
-                p.last_log = log_id;
-            })
-            .or_insert(Pending {
-                first_seq: first,
-                last_seq: last,
-                first_log: log_id,
-                last_log: log_id,
-            });
-    }
-
-    fn remember(&mut self, conversation: u64, id: MessageId, seq: u64) {
-        if self.recent.len() == DEDUP_WINDOW {
-            if let Some(old) = self.recent.pop_front() {
-                self.seq_of.remove(&old);
-            }
-        }
-        self.recent.push_back((conversation, id));
-        self.seq_of.insert((conversation, id), seq);
-    }
-}
-
-/// The last log row whose messages are in the index (0 before the first window).
-pub(crate) fn indexed_through(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
+fn purge(conn: &mut Connection, state: &mut State, cutoff_ms: i64) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    // Index the tail first: its rows may go, and the tables must keep what they said.
+    state.write_window(&tx, state.last_log)?;
+    // Row ids are never reused, even once the newest rows are purged.
+    state::set_meta(&tx, "log_high", state.last_log)?;
+    // Rows are in time order but for a few milliseconds of skew between the relay's threads:
+    // deleting the prefix touches only the rows that go, where a filter would read every row.
+    let keep_from: Option<i64> = tx
         .query_row(
-            "SELECT value FROM meta WHERE key = 'indexed_through'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
-}
-
-/// Log rows with `after < id <= through`, oldest first.
-pub(crate) fn read_rows(
-    conn: &Connection,
-    after: i64,
-    through: i64,
-) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
-    let mut statement =
-        conn.prepare_cached("SELECT id, data FROM log WHERE id > ?1 AND id <= ?2 ORDER BY id")?;
-    let rows = statement.query_map([after, through], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn conversation_id(
-    tx: &Transaction<'_>,
-    ids: &mut HashMap<String, u64>,
-    key: &str,
-) -> Result<u64, StoreError> {
-    if let Some(&id) = ids.get(key) {
-        return Ok(id);
-    }
-    let id = match find_conversation(tx, key)? {
-        Some(id) => id,
-        None => {
-            tx.execute("INSERT INTO conversations (key) VALUES (?1)", [key])?;
-            tx.last_insert_rowid()
-        }
-    };
-    let id = u64::try_from(id).map_err(|_| StoreError::Damaged("negative conversation id"))?;
-    ids.insert(key.to_owned(), id);
-    Ok(id)
-}
-
-/// The database's number for conversation `key`, if it has one.
-pub(crate) fn find_conversation(conn: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM conversations WHERE key = ?1",
-            [key],
-            |row| row.get(0),
-        )
-        .optional()?)
-}
-
-fn last_indexed_seq(tx: &Transaction<'_>, conversation: u64) -> Result<u64, StoreError> {
-    let seq: Option<i64> = tx
-        .query_row(
-            "SELECT last_seq FROM entries WHERE conversation = ?1 ORDER BY first_seq DESC LIMIT 1",
-            [conversation as i64],
+            "SELECT id FROM log WHERE last_ms >= ?1 ORDER BY id LIMIT 1",
+            [cutoff_ms],
             |row| row.get(0),
         )
         .optional()?;
-    u64::try_from(seq.unwrap_or(0)).map_err(|_| StoreError::Damaged("negative seq"))
+    let deleted = tx.execute(
+        "DELETE FROM log WHERE id < ?1",
+        [keep_from.unwrap_or(i64::MAX)],
+    )?;
+    tx.execute(
+        "DELETE FROM entries WHERE last_log < (SELECT coalesce(min(id), 9223372036854775807) FROM log) \
+         AND first_seq < (SELECT max(first_seq) FROM entries AS newest \
+                          WHERE newest.conversation = entries.conversation)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(deleted)
 }
