@@ -33,15 +33,19 @@ enum Command {
     /// Connect to a relay and chat.
     #[command(
         after_help = "Type a line and press Enter to send it; /help lists commands (/who, \
-        /chat NAME), /exit \
-        (or Ctrl+C, Ctrl+D) quits.\n\n\
+        /chat NAME, /history [N]), /exit (or Ctrl+C, Ctrl+D) quits.\n\n\
+        Receipts: ✓ means the server stored your messages (a line is printed while your \
+        companion is away), ✓✓ that your companion received them. If the connection \
+        drops, the client reconnects by itself (for --retry-for), takes its nickname back and \
+        sends again whatever the server had not confirmed; keep typing meanwhile.\n\n\
         When standard input is not a terminal the client runs in scripting mode: no prompts or \
         colours, one line per event on stdout; the first input line is the nickname (unless \
-        --nick), every further line a message, and end of input leaves once everything typed \
-        has been sent. Exit status: 0 when you leave, 1 when the server is unreachable, refuses \
-        you or goes away.\n\n\
+        --nick), every further line a message, and end of input leaves once the server has \
+        confirmed everything typed (waiting at most 2 seconds). Exit status: 0 when you leave, \
+        1 when the server is unreachable, refuses you, or stays away longer than --retry-for.\n\n\
         Examples:\n  \
         p2pchat client localhost 8888\n  \
+        p2pchat client --nick Nick1 --to Nick2 --history 50 localhost 8888\n  \
         printf 'Nick1\\nhello\\n/exit\\n' | p2pchat client 127.0.0.1 8888"
     )]
     Client(ClientArgs),
@@ -93,6 +97,16 @@ struct ServerArgs {
     /// [default: the open-files limit less a reserve]
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Where conversations are stored (created owner-only if missing)
+    /// [default: the platform's data directory, e.g. ~/.local/share/p2pchat]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_history")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Keep nothing on disk: messages are only relayed live, and lost if the companion is away.
+    #[arg(long)]
+    no_history: bool,
+    /// Delete stored messages older than this, e.g. 30d or 12h [default: keep everything]
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "no_history")]
+    retention: Option<Duration>,
     /// Log format: `text` (the design's timestamped lines) or `json` (one object per line).
     #[arg(long, value_enum, default_value_t = logging::Format::Text)]
     log_format: logging::Format,
@@ -113,6 +127,13 @@ struct ClientArgs {
     /// whoever comes next.
     #[arg(long, value_name = "NAME")]
     to: Option<String>,
+    /// Earlier messages to show when a conversation starts (0: none; /history shows more).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    history: u32,
+    /// After losing the connection, keep trying to reconnect for this long (0: exit at once
+    /// with status 1 instead).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    retry_for: Duration,
     /// Write the client's diagnostic log to this file (the chat view stays clean).
     #[arg(long, value_name = "FILE")]
     log_file: Option<std::path::PathBuf>,
@@ -160,6 +181,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         login_timeout: args.login_timeout,
         max_held: args.max_held,
         max_connections,
+        retention: args.retention,
     };
     anyhow::ensure!(config.max_message > 0, "--max-message must be at least 1");
     anyhow::ensure!(
@@ -170,6 +192,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         !config.login_timeout.is_zero(),
         "--login-timeout must be more than 0"
     );
+    if let Some(retention) = config.retention {
+        anyhow::ensure!(
+            retention >= Duration::from_secs(1),
+            "--retention must be at least 1s"
+        );
+    }
+    let store = open_store(&args).await?;
     let display = p2pchat_client::host_port(&args.host, args.port);
     let listener = p2pchat_server::bind(&args.host, args.port)
         .await
@@ -182,8 +211,40 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     log_budget(files, max_connections);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    p2pchat_server::run(listener, config, shutdown).await;
+    p2pchat_server::run(listener, config, store, shutdown).await;
     Ok(())
+}
+
+/// Opens the history store the options ask for (none with `--no-history`).
+async fn open_store(args: &ServerArgs) -> anyhow::Result<Option<p2pchat_store::Store>> {
+    if args.no_history {
+        info!("🗄️ History is off (--no-history): messages are only relayed live");
+        return Ok(None);
+    }
+    let dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => dirs::data_dir().map(|dir| dir.join("p2pchat")).context(
+            "Could not find a data directory for the history; pass --data-dir DIR or --no-history",
+        )?,
+    };
+    let opening = dir.clone();
+    let store = tokio::task::spawn_blocking(move || p2pchat_store::Store::open(&opening))
+        .await?
+        .with_context(|| {
+            format!(
+                "Could not open the history in {} (use --data-dir for another place, or --no-history)",
+                dir.display()
+            )
+        })?;
+    let kept = match args.retention {
+        Some(retention) => format!(
+            "messages older than {} are deleted",
+            humantime::format_duration(retention)
+        ),
+        None => "kept until deleted".to_owned(),
+    };
+    info!("🗄️ History in {} ({kept})", store.path().display());
+    Ok(Some(store))
 }
 
 /// File descriptors kept for the listener, logs and the runtime itself.
@@ -244,6 +305,8 @@ async fn chat(args: ClientArgs) -> anyhow::Result<i32> {
         port: args.port,
         nick: args.nick,
         to: args.to,
+        history: args.history,
+        retry_for: args.retry_for,
     };
     Ok(p2pchat_client::run(options).await)
 }

@@ -9,6 +9,10 @@ pub struct Held {
     bytes: usize,
     count: usize,
     limit: usize,
+    /// Something was refused: everything after it is refused too until the store is emptied,
+    /// so what is kept is always the oldest messages, without gaps (the sender's acknowledgements
+    /// count messages in the order they were sent).
+    refusing: bool,
 }
 
 impl Held {
@@ -19,6 +23,7 @@ impl Held {
             bytes: 0,
             count: 0,
             limit,
+            refusing: false,
         }
     }
 
@@ -33,7 +38,7 @@ impl Held {
     }
 
     /// Keeps the frames of `run` that fit, in order, and returns how many did not.
-    /// Once one frame is refused the rest are too, so what is kept has no gaps.
+    /// Once one frame is refused the rest are too, until `take`, so what is kept has no gaps.
     pub fn push_run(&mut self, run: Bytes, max_frame: usize) -> usize {
         let mut offset = 0;
         let mut kept_to = 0;
@@ -43,10 +48,11 @@ impl Held {
             if end > run.len() {
                 break;
             }
-            if refused == 0 && self.bytes + end <= self.limit {
+            if !self.refusing && self.bytes + end <= self.limit {
                 kept_to = end;
                 self.count += 1;
             } else {
+                self.refusing = true;
                 refused += 1;
             }
             offset = end;
@@ -62,6 +68,7 @@ impl Held {
     pub fn take(&mut self) -> Vec<Bytes> {
         self.bytes = 0;
         self.count = 0;
+        self.refusing = false;
         std::mem::take(&mut self.runs)
     }
 }
@@ -69,20 +76,25 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use p2pchat_proto::{encode_to_vec, Frame};
+    use p2pchat_proto::{encode_to_vec, ChatMessage, Frame};
 
     fn run_of(texts: &[&str]) -> Bytes {
         let mut bytes = Vec::new();
         for text in texts {
-            bytes.extend(encode_to_vec(&Frame::Message((*text).into())));
+            bytes.extend(encode_to_vec(&Frame::Message(ChatMessage {
+                seq: 0,
+                sent_ms: 0,
+                id: [1; 16],
+                text: (*text).into(),
+            })));
         }
         Bytes::from(bytes)
     }
 
     #[test]
     fn keeps_what_fits_and_counts_the_rest() {
-        // Each "abc" frame is 8 bytes: 4 length + 1 type + 3 text.
-        let mut held = Held::new(20);
+        // Each "abc" frame is 40 bytes: 4 length + 1 type + 32 seq, time and id + 3 text.
+        let mut held = Held::new(100);
         assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 0);
         assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 2);
         assert_eq!(held.count(), 2);
@@ -94,8 +106,11 @@ mod tests {
 
     #[test]
     fn a_refusal_stops_the_rest_of_the_run_too() {
-        let mut held = Held::new(12);
+        let mut held = Held::new(50);
         assert_eq!(held.push_run(run_of(&["abc", "abcdefgh", "a"]), 1024), 2);
+        // Even a small one that would fit now: the kept messages stay a gapless prefix.
+        assert_eq!(held.push_run(run_of(&["a"]), 1024), 1);
         assert_eq!(held.take().concat(), run_of(&["abc"]).to_vec());
+        assert_eq!(held.push_run(run_of(&["a"]), 1024), 0);
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use p2pchat_proto::{fold_nick, validate_nick, LeftReason, NickError};
+use p2pchat_proto::{fold_nick, validate_nick, LeftReason, NickError, ResumeToken};
 
 /// Identifies one connection for the life of the process.
 pub type SessionId = u64;
@@ -16,8 +16,18 @@ pub type SessionId = u64;
 /// What the hub tells a member, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note<P> {
-    /// The nickname was accepted; always the first note a member gets.
-    NickAccepted(String),
+    /// The nickname was accepted; always the first note a member gets. `token` resumes it.
+    NickAccepted {
+        /// The nickname.
+        nick: String,
+        /// The secret that lets a later connection take this membership over.
+        token: ResumeToken,
+    },
+    /// Another connection resumed this membership with its token: this one is finished.
+    Replaced,
+    /// Sent by a session, not the hub: the companion's session has joined the conversation
+    /// (messages held for it can go now).
+    CompanionHere,
     /// No companion is free; the member waits.
     Waiting,
     /// The member now chats with `nick`, reachable through `companion`.
@@ -80,9 +90,14 @@ struct Member<P> {
     nick: String,
     key: String,
     peer: P,
+    /// Presented by `Resume` to take this membership over; all zero: never.
+    token: ResumeToken,
     companion: Option<SessionId>,
     /// A particular companion this member waits for; `None` takes whoever comes next.
     wants: Option<Wanted>,
+    /// `wants` was set by the hub because the companion's connection was lost, not by the
+    /// member: it lasts until they are together again.
+    waits_for_lost: bool,
 }
 
 struct State<P> {
@@ -94,6 +109,9 @@ struct State<P> {
     reserved: HashMap<String, VecDeque<SessionId>>,
     /// Set at shutdown: nobody is paired or notified any more.
     closing: bool,
+    /// A member whose companion's connection was lost waits for that companion to come back
+    /// (the relay keeps their conversation), instead of taking whoever comes next.
+    keep_lost: bool,
 }
 
 /// The relay's registry of named members and pairs. Cheap operations under one std mutex that is
@@ -118,8 +136,16 @@ impl<P: Peer> Hub<P> {
                 waiting: VecDeque::new(),
                 reserved: HashMap::new(),
                 closing: false,
+                keep_lost: false,
             }),
         }
+    }
+
+    /// A hub where a member whose companion lost its connection waits for that companion.
+    pub fn keeping_lost_companions() -> Self {
+        let hub = Self::new();
+        hub.lock().keep_lost = true;
+        hub
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<P>> {
@@ -139,14 +165,45 @@ impl<P: Peer> Hub<P> {
         peer: P,
         wants: Option<&str>,
     ) -> Result<Joined, NickError> {
+        let claim = Claim {
+            nick,
+            wants,
+            token: [0; 16],
+            resume: None,
+        };
+        self.claim(id, peer, claim).map(|(joined, _)| joined)
+    }
+
+    /// Like `join`, with a token for later resumes; if `claim.resume` matches the token of the
+    /// member holding the nickname now, session `id` takes that membership over (companion,
+    /// place in the queue) and the old session is told `Replaced`; the companion notices
+    /// nothing. Returns whether a membership was taken over.
+    pub fn claim(
+        &self,
+        id: SessionId,
+        peer: P,
+        claim: Claim<'_>,
+    ) -> Result<(Joined, bool), NickError> {
+        let nick = claim.nick;
         validate_nick(nick)?;
         let key = fold_nick(nick);
-        let wants = wanted(wants, &key)?;
+        let wants = wanted(claim.wants, &key)?;
         let mut state = self.lock();
-        if state.by_nick.contains_key(&key) {
-            return Err(NickError::Taken(nick.to_owned()));
+        if let Some(&old) = state.by_nick.get(&key) {
+            let matches = state.members.get(&old).is_some_and(|member| {
+                claim.resume.is_some_and(|resume| {
+                    member.token != [0; 16] && same_secret(&member.token, &resume)
+                })
+            });
+            if !matches {
+                return Err(NickError::Taken(nick.to_owned()));
+            }
+            return Ok((state.take_over(old, id, peer, claim.token), true));
         }
-        peer.notify(Note::NickAccepted(nick.to_owned()));
+        peer.notify(Note::NickAccepted {
+            nick: nick.to_owned(),
+            token: claim.token,
+        });
         state.by_nick.insert(key.clone(), id);
         state.members.insert(
             id,
@@ -154,11 +211,13 @@ impl<P: Peer> Hub<P> {
                 nick: nick.to_owned(),
                 key,
                 peer,
+                token: claim.token,
                 companion: None,
                 wants,
+                waits_for_lost: false,
             },
         );
-        Ok(state.pair_or_wait(id))
+        Ok((state.pair_or_wait(id), false))
     }
 
     /// Member `id` wants to chat with `target` (or with whoever comes next if `None`): it leaves
@@ -191,6 +250,7 @@ impl<P: Peer> Hub<P> {
         };
         me.companion = None;
         me.wants = wants;
+        me.waits_for_lost = false;
         let my_nick = me.nick.clone();
         // The member who asked is served first, then the one it left goes back to the queue
         // (which could otherwise take the very companion that was asked for).
@@ -250,6 +310,53 @@ impl<P: Peer> Hub<P> {
 }
 
 impl<P: Peer> State<P> {
+    /// Moves member `old` to session `id`: same nickname, companion and queue place.
+    fn take_over(&mut self, old: SessionId, id: SessionId, peer: P, token: ResumeToken) -> Joined {
+        let Some(mut member) = self.members.remove(&old) else {
+            return Joined::Waiting;
+        };
+        member.peer.notify(Note::Replaced);
+        peer.notify(Note::NickAccepted {
+            nick: member.nick.clone(),
+            token,
+        });
+        member.peer = peer;
+        member.token = token;
+        self.by_nick.insert(member.key.clone(), id);
+        for waiting in self
+            .waiting
+            .iter_mut()
+            .chain(self.reserved.values_mut().flatten())
+        {
+            if *waiting == old {
+                *waiting = id;
+            }
+        }
+        let companion = member.companion;
+        let wants = member.wants.clone();
+        let my_peer = member.peer.clone();
+        self.members.insert(id, member);
+        if let Some(companion) = companion.and_then(|c| self.members.get_mut(&c)) {
+            companion.companion = Some(id);
+            let nick = companion.nick.clone();
+            my_peer.notify(Note::Paired {
+                companion: companion.peer.clone(),
+                nick: nick.clone(),
+            });
+            return Joined::Paired { companion: nick };
+        }
+        match wants {
+            Some(wants) => {
+                my_peer.notify(Note::WaitingFor(wants.display.clone()));
+                Joined::WaitingFor(wants.display)
+            }
+            None => {
+                my_peer.notify(Note::Waiting);
+                Joined::Waiting
+            }
+        }
+    }
+
     /// Pairs `id` if someone suitable is free, or queues it and says so.
     fn pair_or_wait(&mut self, id: SessionId) -> Joined {
         if self.closing {
@@ -331,24 +438,35 @@ impl<P: Peer> State<P> {
             companion: b_peer,
             nick: b_nick.clone(),
         });
-        if let Some(first) = self.members.get_mut(&a) {
-            first.companion = Some(b);
-        }
-        if let Some(second) = self.members.get_mut(&b) {
-            second.companion = Some(a);
+        for (member, companion) in [(a, b), (b, a)] {
+            if let Some(member) = self.members.get_mut(&member) {
+                member.companion = Some(companion);
+                if member.waits_for_lost {
+                    member.wants = None;
+                    member.waits_for_lost = false;
+                }
+            }
         }
         Joined::Paired { companion: b_nick }
     }
 
     /// `companion` has lost `nick`: tell it why and pair it again or queue it.
     fn release(&mut self, companion: SessionId, nick: String, reason: LeftReason) -> Joined {
-        let closing = self.closing;
+        let (closing, keep_lost) = (self.closing, self.keep_lost);
         let Some(member) = self.members.get_mut(&companion) else {
             return Joined::Waiting;
         };
         member.companion = None;
         if closing {
             return Joined::Waiting;
+        }
+        if keep_lost && reason != LeftReason::Quit && member.wants.is_none() {
+            // Their conversation goes on: wait for them to come back.
+            member.wants = Some(Wanted {
+                key: fold_nick(&nick),
+                display: nick.clone(),
+            });
+            member.waits_for_lost = true;
         }
         member.peer.notify(Note::CompanionLeft { nick, reason });
         self.pair_or_wait(companion)
@@ -367,6 +485,24 @@ impl<P: Peer> State<P> {
             }
         }
     }
+}
+
+/// What a session asks for when it claims a nickname.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The nickname.
+    pub nick: &'a str,
+    /// A particular companion wanted, if any.
+    pub wants: Option<&'a str>,
+    /// The token a later `Resume` must present (all zero: never resumable).
+    pub token: ResumeToken,
+    /// The token presented to take over the nickname's current session, if any.
+    pub resume: Option<ResumeToken>,
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(a: &ResumeToken, b: &ResumeToken) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks a wanted companion's name: a valid nickname, not the member's own.

@@ -25,7 +25,9 @@ impl Screen {
 impl Peer for Screen {
     fn notify(&self, note: Note<Self>) {
         let line = match note {
-            Note::NickAccepted(nick) => format!("nick {nick}"),
+            Note::NickAccepted { nick, .. } => format!("nick {nick}"),
+            Note::Replaced => "replaced".to_owned(),
+            Note::CompanionHere => "companion here".to_owned(),
             Note::Waiting => "waiting".to_owned(),
             Note::Paired { companion, nick } => format!("paired {nick} via {}", companion.name),
             Note::CompanionLeft { nick, reason } => format!("left {nick} {reason:?}"),
@@ -279,4 +281,79 @@ fn online_lists_members_in_arrival_order_up_to_a_limit() {
     let (total, listed) = hub.online(2);
     assert_eq!(total, 3);
     assert_eq!(listed, [("A".to_owned(), true), ("B".to_owned(), true)]);
+}
+
+fn claim(nick: &'static str, token: u8, resume: Option<u8>) -> Claim<'static> {
+    Claim {
+        nick,
+        wants: None,
+        token: [token; 16],
+        resume: resume.map(|r| [r; 16]),
+    }
+}
+
+#[test]
+fn resuming_with_the_token_takes_over_quietly() {
+    let hub = Hub::keeping_lost_companions();
+    let (a, b, a2) = (Screen::new("a"), Screen::new("b"), Screen::new("a2"));
+    hub.claim(1, a.clone(), claim("A", 1, None)).unwrap();
+    hub.claim(2, b.clone(), claim("B", 2, None)).unwrap();
+    a.take();
+    b.take();
+    // A wrong token, or none, is refused: the nickname is taken.
+    assert!(hub.claim(3, a2.clone(), claim("A", 3, Some(9))).is_err());
+    assert!(hub.claim(3, a2.clone(), claim("a", 3, None)).is_err());
+    let (joined, replaced) = hub.claim(3, a2.clone(), claim("A", 3, Some(1))).unwrap();
+    assert!(replaced);
+    assert_eq!(
+        joined,
+        Joined::Paired {
+            companion: "B".into()
+        }
+    );
+    assert_eq!(a.take(), ["replaced"]);
+    assert_eq!(a2.take(), ["nick A", "paired B via b"]);
+    assert!(b.take().is_empty(), "the companion notices nothing");
+    // The old session's leave is a no-op; the new one's is seen by B.
+    assert_eq!(hub.leave(1, LeftReason::ConnectionLost), None);
+    assert!(b.take().is_empty());
+    // The old token no longer works; the new one does.
+    assert!(hub.claim(4, a.clone(), claim("A", 4, Some(1))).is_err());
+    assert!(hub.claim(4, a.clone(), claim("A", 4, Some(3))).is_ok());
+}
+
+#[test]
+fn a_zero_token_is_never_resumable() {
+    let hub = Hub::new();
+    let (a, a2) = (Screen::new("a"), Screen::new("a2"));
+    hub.join(1, "A", a, None).unwrap();
+    assert!(hub.claim(2, a2, claim("A", 5, Some(0))).is_err());
+}
+
+#[test]
+fn a_lost_companion_is_waited_for_when_conversations_are_kept() {
+    let hub = Hub::keeping_lost_companions();
+    let (a, b, c, b2) = (
+        Screen::new("a"),
+        Screen::new("b"),
+        Screen::new("c"),
+        Screen::new("b2"),
+    );
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
+    a.take();
+    hub.leave(2, LeftReason::ConnectionLost);
+    assert_eq!(a.take(), ["left B ConnectionLost", "waiting for B"]);
+    // A newcomer does not take B's place.
+    hub.join(3, "C", c.clone(), None).unwrap();
+    assert_eq!(c.take(), ["nick C", "waiting"]);
+    // B comes back (a new process, no token) and finds A.
+    hub.join(4, "B", b2.clone(), None).unwrap();
+    assert_eq!(b2.take(), ["nick B", "paired A via a"]);
+    // Quitting, on the other hand, sets A free.
+    hub.leave(4, LeftReason::Quit);
+    assert_eq!(
+        a.take(),
+        ["paired B via b2", "left B Quit", "paired C via c"]
+    );
 }

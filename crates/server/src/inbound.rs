@@ -1,14 +1,14 @@
 //! What a session does with the frames its client sends: the handshake, the nickname, and chat
 //! messages, which are checked by their header and text and handed on in runs.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BytesMut};
 use p2pchat_proto::{
     decode, peek_header, DecodeError, ErrorCode, Frame, FrameType, NickError, OnlineEntry,
-    HEADER_LEN, PROTOCOL_VERSION,
+    ResumeToken, FEATURE_HISTORY, HEADER_LEN, MESSAGE_HEAD, PROTOCOL_VERSION,
 };
 use tracing::{info, warn};
 
-use crate::hub::Joined;
+use crate::hub::{Claim, Joined};
 use crate::report::{log_pairing, End, Who};
 use crate::session::{Phase, Session};
 
@@ -27,7 +27,7 @@ impl Session {
                 Ok(Some(header)) => header,
                 Ok(None) => break,
                 Err(err) => {
-                    self.forward(run);
+                    self.forward_run(run);
                     return Err(self.refuse_stream(err));
                 }
             };
@@ -39,7 +39,7 @@ impl Session {
                 match self.check_message(&self.rbuf[run + HEADER_LEN..run + frame_len]) {
                     Ok(()) => run += frame_len,
                     Err((code, text)) => {
-                        self.forward(run);
+                        self.forward_run(run);
                         run = 0;
                         self.rbuf.advance(frame_len);
                         warn!("⚠️ {} sent a bad message: {text}", self.who);
@@ -48,7 +48,7 @@ impl Session {
                 }
                 continue;
             }
-            self.forward(run);
+            self.forward_run(run);
             run = 0;
             match decode(&self.rbuf, max_frame) {
                 Ok(Some((frame, used))) => {
@@ -66,17 +66,23 @@ impl Session {
                 },
             }
         }
-        self.forward(run);
+        self.forward_run(run);
         Ok(())
     }
 
     fn is_joined(&self) -> bool {
-        matches!(self.phase, Phase::Joined { .. })
+        matches!(self.phase, Phase::Joined)
     }
 
-    /// A chat message's payload must be non-empty UTF-8 within the message limit.
+    /// A chat message's payload must be its fixed fields, then non-empty UTF-8 text within the
+    /// message limit.
     fn check_message(&self, payload: &[u8]) -> Result<(), (ErrorCode, String)> {
         let max = self.shared.config.max_message as usize;
+        let Some(payload) = payload.get(MESSAGE_HEAD..) else {
+            let text =
+                format!("a Message frame starts with {MESSAGE_HEAD} bytes of seq, time and id");
+            return Err((ErrorCode::MalformedFrame, text));
+        };
         if payload.is_empty() {
             return Err((
                 ErrorCode::EmptyMessage,
@@ -100,27 +106,31 @@ impl Session {
     }
 
     /// Hands the first `run` bytes of the read buffer (complete, checked `Message` frames) on.
-    fn forward(&mut self, run: usize) {
+    fn forward_run(&mut self, run: usize) {
         if run == 0 {
             return;
         }
         let chunk = if run >= ZERO_COPY_MIN {
-            self.rbuf.split_to(run).freeze()
+            self.rbuf.split_to(run)
         } else {
-            let chunk = Bytes::copy_from_slice(&self.rbuf[..run]);
+            let chunk = BytesMut::from(&self.rbuf[..run]);
             self.rbuf.advance(run);
             chunk
         };
-        self.deliver(chunk);
+        self.forward(chunk);
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<(), End> {
         match (&self.phase, frame) {
-            (Phase::Hello, Frame::Hello { version, .. }) if version >= 1 => {
+            (Phase::Hello, Frame::Hello { version, .. }) if version >= PROTOCOL_VERSION => {
                 let config = &self.shared.config;
+                let features = match self.shared.conversations.store() {
+                    Some(_) => FEATURE_HISTORY,
+                    None => 0,
+                };
                 let welcome = Frame::Welcome {
                     version: version.min(PROTOCOL_VERSION),
-                    features: 0,
+                    features,
                     max_message: config.max_message,
                     heartbeat_ms: u32::try_from(config.heartbeat.as_millis()).unwrap_or(u32::MAX),
                     server: format!("p2pchat {}", env!("CARGO_PKG_VERSION")),
@@ -131,7 +141,9 @@ impl Session {
             }
             (Phase::Hello, Frame::Hello { version, .. }) => Err(self.refuse(
                 ErrorCode::UnsupportedVersion,
-                format!("protocol version {version} is not supported; this server speaks 1"),
+                format!(
+                    "protocol version {version} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
             )),
             (Phase::Hello, _) => Err(self.refuse(
                 ErrorCode::HelloRequired,
@@ -143,7 +155,8 @@ impl Session {
             }
             (_, Frame::Pong(_)) => Ok(()),
             (_, Frame::Bye) => Err(End::Quit),
-            (Phase::Nick, Frame::Nick(nick)) => self.claim_nick(nick),
+            (Phase::Nick, Frame::Nick(nick)) => self.claim_nick(nick, None),
+            (Phase::Nick, Frame::Resume { nick, token }) => self.claim_nick(nick, Some(token)),
             (Phase::Nick, Frame::ChatWith(target)) => {
                 match p2pchat_proto::validate_nick(&target) {
                     Err(err) if !target.is_empty() => {
@@ -154,7 +167,15 @@ impl Session {
                 }
                 Ok(())
             }
-            (Phase::Joined { .. }, Frame::ChatWith(target)) => self.chat_with(target),
+            (Phase::Joined, Frame::ChatWith(target)) => self.chat_with(target),
+            (Phase::Joined, Frame::Received(seq)) => {
+                self.received(seq);
+                Ok(())
+            }
+            (Phase::Joined, Frame::History { before, limit }) => {
+                self.history(before, limit);
+                Ok(())
+            }
             (_, Frame::Who) => {
                 self.reply(&online_frame(&self.shared));
                 Ok(())
@@ -164,7 +185,7 @@ impl Session {
                 self.reply_error(ErrorCode::NotLoggedIn, text);
                 Ok(())
             }
-            (_, Frame::Nick(_)) => {
+            (_, Frame::Nick(_) | Frame::Resume { .. }) => {
                 let text = "you already have a nickname".into();
                 self.reply_error(ErrorCode::UnexpectedFrame, text);
                 Ok(())
@@ -179,15 +200,25 @@ impl Session {
         }
     }
 
-    fn claim_nick(&mut self, nick: String) -> Result<(), End> {
+    fn claim_nick(&mut self, nick: String, resume: Option<ResumeToken>) -> Result<(), End> {
+        let mut token = [0; 16];
+        // Without randomness the nickname simply cannot be resumed (an all-zero token never is).
+        if getrandom::fill(&mut token).is_err() {
+            token = [0; 16];
+        }
         let wants = self.wants.clone();
-        let joined = self
-            .shared
-            .hub
-            .join(self.id, &nick, self.mailbox.clone(), wants.as_deref());
-        match joined {
-            Ok(joined) => {
+        let claim = Claim {
+            nick: &nick,
+            wants: wants.as_deref(),
+            token,
+            resume,
+        };
+        match self.shared.hub.claim(self.id, self.mailbox.clone(), claim) {
+            Ok((joined, replaced)) => {
                 info!("👤 {} nickname: {nick}", Who::new(self.id));
+                if replaced {
+                    info!("🔁 {nick} resumed on a new connection (client {})", self.id);
+                }
                 log_joined(&nick, &joined);
                 // Act on our own notes now: the frames after `Nick` in this read are messages
                 // that must already see the new phase and companion.

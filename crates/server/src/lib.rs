@@ -6,12 +6,15 @@
 //! shutdown), `session` (one connection's task), `inbound` (what a client's frames do),
 //! `mailbox` (what others queue for a session), `hub` (pure pairing logic).
 
+mod conversation;
 mod held;
 pub mod hub;
 mod inbound;
 mod listener;
 mod mailbox;
+mod relay;
 mod report;
+mod retention;
 mod session;
 
 use std::time::Duration;
@@ -20,6 +23,7 @@ use p2pchat_proto::DEFAULT_MAX_MESSAGE;
 
 pub use listener::{bind, raise_open_files_limit, run};
 
+use crate::conversation::Conversations;
 use crate::hub::Hub;
 use crate::mailbox::Link;
 
@@ -36,6 +40,8 @@ pub struct Config {
     pub max_held: u32,
     /// Connections served at once; newcomers beyond it are told the server is full.
     pub max_connections: usize,
+    /// Stored messages older than this are deleted (`None`: kept forever).
+    pub retention: Option<Duration>,
 }
 
 impl Default for Config {
@@ -46,6 +52,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(10),
             max_held: 256 * 1024,
             max_connections: 10_000,
+            retention: None,
         }
     }
 }
@@ -72,4 +79,5 @@ pub(crate) struct Shared {
     /// requests from that client (a ping flood from a client that never reads stops here).
     max_backlog: usize,
     hub: Hub<Link>,
+    conversations: Conversations,
 }

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use p2pchat_store::Store;
+
+use crate::conversation::Conversations;
 use crate::hub::Hub;
-use crate::{report, session, Config, Shared};
+use crate::{report, retention, session, Config, Shared};
 
 /// How long shutdown waits for sessions to flush before the relay exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -63,14 +66,29 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
 }
 
 /// Serves clients on `listener` until `shutdown` is cancelled, then tells every client, lets
-/// sessions flush for at most `SHUTDOWN_GRACE`, and returns.
-pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) {
+/// sessions flush for at most `SHUTDOWN_GRACE`, and returns. With a `store`, conversations are
+/// kept there and survive disconnects and restarts; without, messages are only relayed live.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    store: Option<Store>,
+    shutdown: CancellationToken,
+) {
     info!("🟢 Waiting for 2 clients to connect...");
+    let store = store.map(Arc::new);
+    let hub = match store {
+        Some(_) => Hub::keeping_lost_companions(),
+        None => Hub::new(),
+    };
+    if let (Some(store), Some(retention)) = (&store, config.retention) {
+        tokio::spawn(retention::run(store.clone(), retention, shutdown.clone()));
+    }
     let shared = Arc::new(Shared {
         max_frame: config.max_frame(),
         max_backlog: config.outbox_bytes(),
         config,
-        hub: Hub::new(),
+        hub,
+        conversations: Conversations::new(store),
     });
     let sessions = TaskTracker::new();
     let refusals = TaskTracker::new();
@@ -114,6 +132,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationTo
         .is_err()
     {
         warn!("⚠️ Some connections did not close in time; closing them now");
+    }
+    if let Some(store) = shared.conversations.store() {
+        // Read cursors and anything still queued reach the disk before the process exits.
+        if let Err(err) = store.flush().await {
+            warn!("⚠️ The history store could not write its last changes: {err}");
+        }
     }
     info!("✅ Server stopped");
 }

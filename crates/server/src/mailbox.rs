@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use p2pchat_proto::{encode_to_bytes, Frame};
+use p2pchat_proto::{encode_to_bytes, ErrorCode, Frame};
 use tokio::sync::Notify;
 
 use crate::hub::{Note, Peer};
@@ -139,7 +139,18 @@ impl Mailbox {
 impl Peer for Link {
     fn notify(&self, note: Note<Self>) {
         let frame = match &note {
-            Note::NickAccepted(nick) => Frame::NickOk(nick.clone()),
+            Note::NickAccepted { nick, token } => Frame::NickOk {
+                nick: nick.clone(),
+                token: *token,
+            },
+            // Sent through `nudge`, never by the hub.
+            Note::CompanionHere => return,
+            Note::Replaced => Frame::Error {
+                code: ErrorCode::Replaced,
+                fatal: true,
+                text: "your nickname was resumed from another connection; this one is closed"
+                    .into(),
+            },
             Note::Waiting => Frame::Waiting,
             Note::WaitingFor(nick) => Frame::WaitingFor(nick.clone()),
             Note::Paired { nick, .. } => Frame::Paired(nick.clone()),
@@ -148,13 +159,36 @@ impl Peer for Link {
                 nick: nick.clone(),
             },
         };
-        let bytes = encode_to_bytes(&frame);
+        self.push(encode_to_bytes(&frame), Some(note));
+    }
+}
+
+impl Mailbox {
+    /// Queues a frame that is not companion data (an acknowledgement from the store, a receipt).
+    /// Not counted against the data limit: the session stops reading its client's requests
+    /// while such frames pile up, which bounds them.
+    pub fn push_reply(&self, bytes: Bytes) {
+        self.push(bytes, None);
+    }
+
+    /// Tells the owner that its companion's session has joined their conversation.
+    pub fn nudge(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.notes.push_back(Note::CompanionHere);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn push(&self, bytes: Bytes, note: Option<Note<Link>>) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
         state.frames.push_back((bytes, false));
-        state.notes.push_back(note);
+        state.notes.extend(note);
         drop(state);
         self.wake.notify_one();
     }

@@ -28,13 +28,15 @@ pub enum End {
     WriterGone,
     /// The relay is shutting down.
     Shutdown,
+    /// Another connection resumed this client's nickname.
+    Replaced,
 }
 
 impl End {
     /// What the companion is told about this end.
     pub fn left_reason(&self) -> LeftReason {
         match self {
-            End::Quit | End::Shutdown => LeftReason::Quit,
+            End::Quit | End::Shutdown | End::Replaced => LeftReason::Quit,
             End::TimedOut | End::LoginTimeout => LeftReason::TimedOut,
             End::Refused(_) => LeftReason::Dropped,
             End::Closed | End::MidFrame | End::Reset(_) | End::WriterGone => {
@@ -108,6 +110,7 @@ pub fn log_end(who: &Who, end: &End, config: &Config) {
             info!("🐢 {who} disconnected: it stopped reading or the connection broke")
         }
         End::Shutdown => debug!("{who} disconnected: server shutting down"),
+        End::Replaced => info!("🔁 {who} replaced by a new connection of the same client"),
     }
 }
 

@@ -2,9 +2,10 @@
 //!
 //! One task rather than a reader and a writer keeps an idle connection cheap (one task, no
 //! channels, no read buffer while nothing is arriving) and removes a hand-off per message. The
-//! task never waits on anything but its own select: a run of messages the companion has no room
-//! for is parked in `blocked` and reading pauses, while writing to this client goes on, so two
-//! busy companions can never wait on each other.
+//! task never waits on anything but its own select: a run of messages the companion (or the
+//! store) has no room for waits in `outbound` (or `parked`) and reading pauses, while writing to
+//! this client goes on, so two busy companions can never wait on each other. Where messages go
+//! is `relay`'s business.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -16,13 +17,15 @@ use bytes::{Bytes, BytesMut};
 use p2pchat_proto::{peek_header, ErrorCode, Frame};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::held::Held;
 use crate::hub::{Note, SessionId};
 use crate::mailbox::{Link, Mailbox, Queued};
+use crate::relay::{Job, Replay, Route};
 use crate::report::{log_end, log_pairing, End, Who};
 use crate::Shared;
 
@@ -33,14 +36,17 @@ const READ_SIZE: usize = 64 * 1024;
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
 /// Most buffers handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// Store reads and loads one session may have in progress; reading from the client pauses at
+/// this many (a client flooding `ChatWith` cannot queue work without limit).
+const MAX_JOBS: usize = 8;
 
 pub(crate) enum Phase {
     /// Nothing received yet: the first frame must be `Hello`.
     Hello,
     /// Handshake done, no nickname yet.
     Nick,
-    /// Named; chatting with `companion`, or waiting when it is `None`.
-    Joined { companion: Option<Link> },
+    /// Named; `Session::route` says where messages go.
+    Joined,
 }
 
 pub(crate) struct Session {
@@ -52,16 +58,36 @@ pub(crate) struct Session {
     pub(crate) held: Held,
     /// A companion asked for with `ChatWith` before the nickname.
     pub(crate) wants: Option<String>,
-    /// Runs for the companion that did not fit in its mailbox yet, oldest first.
-    pub(crate) blocked: VecDeque<Bytes>,
+    /// The member's folded nickname, once it has one.
+    pub(crate) me: Option<std::sync::Arc<str>>,
+    /// Where the client's messages go now.
+    pub(crate) route: Route,
+    /// Counts route changes; a job started for an older route is ignored when it finishes.
+    pub(crate) generation: u64,
+    /// Runs not yet numbered, oldest first: the conversation is being opened or the store is
+    /// full. Reading pauses while there are any.
+    pub(crate) parked: VecDeque<Bytes>,
+    /// Numbered runs for the companion's mailbox that had no room yet, and that mailbox.
+    /// Reading pauses while there are any.
+    pub(crate) outbound: VecDeque<Bytes>,
+    pub(crate) outbound_to: Option<Link>,
+    /// Frames from the mailbox held back while missed messages are sent ahead of them.
+    pub(crate) deferred: Option<VecDeque<Queued>>,
+    /// Missed messages to send, one conversation after another, ahead of deferred frames.
+    pub(crate) replays: VecDeque<Replay>,
+    pub(crate) replay_serial: u64,
+    /// A `History` answer is being read.
+    pub(crate) history_busy: bool,
+    /// Store reads and conversation loads in progress (created on first use).
+    pub(crate) jobs: Option<JoinSet<Job>>,
     /// Bytes read but not yet acted on (a partial frame); empty and unallocated when idle.
     pub(crate) rbuf: BytesMut,
     /// Frames being written to the client; the first may be partly written (`out_offset`).
-    out: VecDeque<Queued>,
+    pub(crate) out: VecDeque<Queued>,
     out_offset: usize,
     /// Bytes in `out` that are not companion data: this session's own replies and hub notes.
     /// Reading pauses while they pile up (a client that floods pings and never reads).
-    out_reply_bytes: usize,
+    pub(crate) out_reply_bytes: usize,
     notes: VecDeque<Note<Link>>,
     last_read: Instant,
     /// Last time writing made progress or had nothing to do.
@@ -73,6 +99,8 @@ enum Step {
     Woken,
     Writable(std::io::Result<()>),
     Room,
+    StoreRoom,
+    Job(Result<Job, JoinError>),
     Readable(std::io::Result<()>),
     Deadline,
 }
@@ -95,7 +123,17 @@ pub async fn serve(
         phase: Phase::Hello,
         held: Held::new(shared.config.max_held as usize),
         wants: None,
-        blocked: VecDeque::new(),
+        me: None,
+        route: Route::Anyone,
+        generation: 0,
+        parked: VecDeque::new(),
+        outbound: VecDeque::new(),
+        outbound_to: None,
+        deferred: None,
+        replays: VecDeque::new(),
+        replay_serial: 0,
+        history_busy: false,
+        jobs: None,
         rbuf: BytesMut::new(),
         out: VecDeque::new(),
         out_offset: 0,
@@ -111,17 +149,21 @@ pub async fn serve(
         shared.hub.close();
         session.reply(&Frame::Shutdown("stopped by its operator".into()));
     }
+    session.leave_route();
     let departure = shared.hub.leave(session.id, end.left_reason());
     log_end(&session.who, &end, &shared.config);
     if let Some((a, b)) = departure.and_then(|d| d.repaired) {
         log_pairing(&a, &b);
     }
-    let unsent = session.held.count() + session.blocked.len();
+    let unsent = session.held.count() + session.parked.len();
     if unsent > 0 {
         info!(
             "📭 {unsent} message run(s) from {} were never delivered",
             session.who
         );
+    }
+    if let Some(jobs) = session.jobs.as_mut() {
+        jobs.abort_all();
     }
     if !matches!(end, End::Reset(_) | End::WriterGone) {
         let _ = tokio::time::timeout(FINAL_FLUSH, session.flush(&mut stream)).await;
@@ -145,17 +187,27 @@ impl Session {
             if deadline < sleep.deadline() {
                 sleep.as_mut().reset(deadline);
             }
+            self.next_replay_page();
             let writing = !self.out.is_empty();
-            let reading = self.blocked.is_empty() && self.out_reply_bytes < self.shared.max_backlog;
-            let waiting_room = match (&self.phase, self.blocked.is_empty()) {
-                (Phase::Joined { companion: Some(c) }, false) => Some(c.clone()),
-                _ => None,
+            let busy = self
+                .jobs
+                .as_ref()
+                .is_some_and(|jobs| jobs.len() >= MAX_JOBS);
+            let reading = !self.paused() && !busy && self.out_reply_bytes < self.shared.max_backlog;
+            let companion_room = match self.outbound.is_empty() {
+                false => self.outbound_to.clone(),
+                true => None,
             };
+            let store = self.shared.conversations.store().cloned();
+            let store_room = !self.parked.is_empty() && matches!(self.route, Route::In { .. });
+            let has_jobs = self.jobs.as_ref().is_some_and(|jobs| !jobs.is_empty());
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Step::Shutdown,
                 ready = stream.writable(), if writing => Step::Writable(ready),
-                _ = room(&waiting_room), if waiting_room.is_some() => Step::Room,
+                _ = room(&companion_room), if companion_room.is_some() => Step::Room,
+                _ = store_has_room(&store), if store_room && store.is_some() => Step::StoreRoom,
+                Some(done) = next_job(&mut self.jobs), if has_jobs => Step::Job(done),
                 ready = stream.readable(), if reading => Step::Readable(ready),
                 // The mailbox is emptied at the top of every turn anyway; this only wakes an
                 // otherwise idle session, so it comes after the socket to never starve it.
@@ -167,9 +219,15 @@ impl Session {
                 Step::Woken => Ok(()),
                 Step::Writable(Ok(())) => self.write_some(stream),
                 Step::Room => {
-                    self.flush_blocked();
+                    self.flush_outbound();
                     Ok(())
                 }
+                Step::StoreRoom => {
+                    self.flush_parked();
+                    Ok(())
+                }
+                Step::Job(Ok(job)) => self.on_job(job),
+                Step::Job(Err(err)) => Err(End::Refused(format!("internal error: {err}"))),
                 Step::Readable(Ok(())) => self.read_some(stream),
                 Step::Writable(Err(err)) | Step::Readable(Err(err)) => Err(End::Reset(err)),
                 Step::Deadline => match self.expired(login_deadline) {
@@ -189,6 +247,11 @@ impl Session {
     /// Takes what others queued for this session: frames to write, notes to act on (together,
     /// because a note's frame and the data queued around it must keep their order).
     pub(crate) fn absorb_mailbox(&mut self) -> Result<(), End> {
+        if let Some(deferred) = self.deferred.as_mut() {
+            // Missed messages are still going out: what arrives now goes after them.
+            self.mailbox.take(deferred, &mut self.notes);
+            return self.act_on_notes();
+        }
         let before = self.out.len();
         self.mailbox.take(&mut self.out, &mut self.notes);
         if before == 0 && !self.out.is_empty() {
@@ -199,6 +262,26 @@ impl Session {
                 self.out_reply_bytes += bytes.len();
             }
         }
+        self.act_on_notes()
+    }
+
+    /// Moves frames held back during a replay to the client's queue, in order.
+    pub(crate) fn release_deferred(&mut self) {
+        let Some(deferred) = self.deferred.take() else {
+            return;
+        };
+        if self.out.is_empty() && !deferred.is_empty() {
+            self.write_progress = Instant::now();
+        }
+        for (bytes, is_data) in deferred {
+            if !is_data {
+                self.out_reply_bytes += bytes.len();
+            }
+            self.out.push_back((bytes, is_data));
+        }
+    }
+
+    fn act_on_notes(&mut self) -> Result<(), End> {
         while let Some(note) = self.notes.pop_front() {
             self.on_note(note)?;
         }
@@ -209,7 +292,11 @@ impl Session {
     /// Queues a frame of this session's own for the client (answers, errors, shutdown). Not
     /// counted against the companion's data limit; reading pauses instead while `out` is long.
     pub(crate) fn reply(&mut self, frame: &Frame) {
-        let bytes = p2pchat_proto::encode_to_bytes(frame);
+        self.reply_bytes(p2pchat_proto::encode_to_bytes(frame));
+    }
+
+    /// `reply` for a frame already encoded.
+    pub(crate) fn reply_bytes(&mut self, bytes: Bytes) {
         if self.out.is_empty() {
             // The stall clock runs from when there is something to write.
             self.write_progress = Instant::now();
@@ -308,10 +395,10 @@ impl Session {
             return Some(End::WriterGone);
         }
         match self.phase {
-            Phase::Joined { .. } => {
-                // While the companion's mailbox is full this session is not reading, so the
-                // client's silence is ours, not theirs.
-                (self.blocked.is_empty() && self.last_read + heartbeat <= now).then(|| {
+            Phase::Joined => {
+                // While this session is not reading (the companion's mailbox or the store is
+                // full), the client's silence is ours, not theirs.
+                (!self.paused() && self.last_read + heartbeat <= now).then(|| {
                     self.reply_fatal_timeout("no heartbeat from you within the heartbeat interval");
                     End::TimedOut
                 })
@@ -326,8 +413,8 @@ impl Session {
     fn next_deadline(&self, login_deadline: Instant) -> Instant {
         let heartbeat = self.shared.config.heartbeat;
         let mut deadline = match self.phase {
-            Phase::Joined { .. } if self.blocked.is_empty() => self.last_read + heartbeat,
-            Phase::Joined { .. } => Instant::now() + heartbeat,
+            Phase::Joined if !self.paused() => self.last_read + heartbeat,
+            Phase::Joined => Instant::now() + heartbeat,
             _ => login_deadline,
         };
         if !self.out.is_empty() {
@@ -355,55 +442,19 @@ impl Session {
         let _ = stream.shutdown().await;
     }
 
-    /// Hands `chunk` (complete message frames) to the companion, parks it if the companion has
-    /// no room, or holds it while there is no companion.
-    pub(crate) fn deliver(&mut self, chunk: Bytes) {
-        if !matches!(self.phase, Phase::Joined { companion: Some(_) }) {
-            return self.hold(chunk);
-        }
-        // Queued behind any parked runs, so order is kept whatever the companion's room.
-        self.blocked.push_back(chunk);
-        self.flush_blocked();
+    /// Whether reading from the client is paused because its messages cannot move on yet.
+    pub(crate) fn paused(&self) -> bool {
+        !self.parked.is_empty() || !self.outbound.is_empty()
     }
 
-    /// Pushes parked runs to the companion while it has room. A companion gone before its
-    /// `Left` note reached us leaves them to the next one, as if they had arrived a moment later.
-    fn flush_blocked(&mut self) {
-        let Phase::Joined {
-            companion: Some(companion),
-        } = &self.phase
-        else {
-            return;
-        };
-        let companion = companion.clone();
-        while let Some(chunk) = self.blocked.pop_front() {
-            match companion.push_data(chunk) {
-                Ok(()) => {}
-                Err(crate::mailbox::Refused::Full(chunk)) => {
-                    self.blocked.push_front(chunk);
-                    return;
-                }
-                Err(crate::mailbox::Refused::Closed(chunk)) => {
-                    self.blocked.push_front(chunk);
-                    self.hold_blocked();
-                    return;
-                }
-            }
-        }
-        // Reading resumes; the client's silence while paused was our doing.
+    /// Reading resumes; the client's silence while paused was our doing.
+    pub(crate) fn resumed(&mut self) {
         self.last_read = Instant::now();
     }
 
-    /// Moves parked runs back to the held store (their companion went away).
-    pub(crate) fn hold_blocked(&mut self) {
-        let blocked = std::mem::take(&mut self.blocked);
-        for chunk in blocked {
-            self.hold(chunk);
-        }
-        self.last_read = Instant::now();
-    }
-
-    fn hold(&mut self, chunk: Bytes) {
+    /// Keeps a run for a companion still to come, refusing (with an error to the client) what
+    /// does not fit in the allowance.
+    pub(crate) fn hold(&mut self, chunk: Bytes) {
         let refused = self.held.push_run(chunk, self.shared.max_frame);
         if refused > 0 {
             let text = format!(
@@ -416,29 +467,30 @@ impl Session {
 
     fn on_note(&mut self, note: Note<Link>) -> Result<(), End> {
         match note {
-            Note::NickAccepted(nick) => {
+            Note::NickAccepted { nick, .. } => {
                 self.who.name(&nick);
-                self.phase = Phase::Joined { companion: None };
+                self.me = Some(p2pchat_proto::fold_nick(&nick).into());
+                self.phase = Phase::Joined;
             }
-            Note::Waiting | Note::WaitingFor(_) => {
-                // After `chat_with` the old companion's parked runs go to the next one, as when
-                // a companion leaves.
-                self.phase = Phase::Joined { companion: None };
-                self.hold_blocked();
-            }
-            Note::CompanionLeft { .. } => {
-                self.phase = Phase::Joined { companion: None };
-                self.hold_blocked();
-            }
-            Note::Paired { companion, .. } => {
-                self.blocked.extend(self.held.take());
-                self.phase = Phase::Joined {
-                    companion: Some(companion),
-                };
-                self.flush_blocked();
-            }
+            Note::Replaced => return Err(End::Replaced),
+            Note::CompanionHere => self.release_held(),
+            Note::Waiting => self.wait_for_anyone(),
+            Note::WaitingFor(nick) | Note::Paired { nick, .. } => self.enter(nick),
+            // The note that follows says where messages go next.
+            Note::CompanionLeft { .. } => {}
         }
         Ok(())
+    }
+
+    /// Starts a job whose result comes back through `on_job`.
+    pub(crate) fn spawn(&mut self, job: impl std::future::Future<Output = Job> + Send + 'static) {
+        self.jobs.get_or_insert_with(JoinSet::new).spawn(job);
+    }
+
+    /// Logs a store failure and tells the client.
+    pub(crate) fn store_failed(&mut self, what: &str, err: &p2pchat_store::StoreError) {
+        warn!("⚠️ {} {what}: {err}", self.who);
+        self.reply_error(ErrorCode::StoreFailed, format!("{what}: {err}"));
     }
 
     pub(crate) fn reply_error(&mut self, code: ErrorCode, text: String) {
@@ -454,4 +506,14 @@ async fn room(link: &Option<Link>) {
     if let Some(link) = link {
         link.room().await;
     }
+}
+
+async fn store_has_room(store: &Option<std::sync::Arc<p2pchat_store::Store>>) {
+    if let Some(store) = store {
+        store.room().await;
+    }
+}
+
+async fn next_job(jobs: &mut Option<JoinSet<Job>>) -> Option<Result<Job, JoinError>> {
+    jobs.as_mut()?.join_next().await
 }

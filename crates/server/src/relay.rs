@@ -1,0 +1,669 @@
+//! Where a session's messages go: numbering them in their conversation, queueing them for the
+//! store, handing them to the companion, and sending a returning member what it missed.
+//!
+//! Forwarding to an online companion never waits for the disk: a run is numbered and queued for
+//! the store and handed to the companion's mailbox in the same step, and only the sender's `Ack`
+//! waits for the commit. A member who comes back gets the messages it missed from the store,
+//! ahead of anything live (frames that arrive meanwhile are held back in `deferred`).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use p2pchat_proto::{
+    encode_to_bytes, fold_nick, message_id, peek_header, stamp_message, EarlierMessage, ErrorCode,
+    Frame, MessageId,
+};
+use p2pchat_store::{Done, Run, StoreError, StoredMessage};
+use tracing::debug;
+
+use crate::conversation::Conversation;
+use crate::mailbox::{Link, Refused};
+use crate::report::End;
+use crate::session::Session;
+
+/// Missed messages read from the store at a time (and at most this many bytes of them).
+const REPLAY_PAGE: usize = 512;
+const REPLAY_BYTES: usize = 1 << 20;
+/// Most messages one `History` answer carries.
+pub(crate) const MAX_HISTORY: usize = 200;
+
+/// Where a session's messages go.
+pub(crate) enum Route {
+    /// No companion chosen: messages are held until one arrives.
+    Anyone,
+    /// The conversation with `companion` is being opened; messages wait in `parked`.
+    Opening,
+    /// This session serves `side` of the conversation, but the client has not been told where it
+    /// stands yet (the store is committing what an earlier session of the member sent): messages
+    /// wait in `parked`, and frames for the client in `deferred`.
+    /// `live_after`: messages numbered after it reach this session's mailbox live; the ones up to
+    /// it that the client missed come from the store.
+    Claimed {
+        conv: Arc<Conversation>,
+        side: usize,
+        live_after: u64,
+    },
+    /// In the conversation, on `side`.
+    In {
+        conv: Arc<Conversation>,
+        side: usize,
+    },
+}
+
+/// Missed messages still to send: those of `from` with `after < seq <= through`.
+pub(crate) struct Replay {
+    serial: u64,
+    conv: Arc<Conversation>,
+    from: Arc<str>,
+    after: u64,
+    through: u64,
+    /// The first read waits for the store to commit everything numbered before it.
+    first: bool,
+    reading: bool,
+}
+
+/// What a background job brings back to its session.
+pub(crate) enum Job {
+    Opened {
+        generation: u64,
+        companion: String,
+        result: Result<Arc<Conversation>, StoreError>,
+    },
+    /// Everything numbered before the conversation was claimed is committed.
+    Settled {
+        generation: u64,
+        companion: String,
+        result: Result<(), StoreError>,
+    },
+    Replayed {
+        serial: u64,
+        result: Result<Vec<StoredMessage>, StoreError>,
+    },
+    History {
+        limit: usize,
+        result: Result<Vec<StoredMessage>, StoreError>,
+    },
+}
+
+/// What became of a run that could not be numbered.
+enum Unsent {
+    /// Nobody can receive it yet and nothing stores it: keep it for the companion.
+    Hold(Bytes),
+    /// Wait (the conversation is opening, or the store is full), then try again.
+    Park(Bytes),
+}
+
+impl Session {
+    /// Hands on `run`, complete checked `Message` frames taken from the read buffer.
+    pub(crate) fn forward(&mut self, run: BytesMut) {
+        let unsent = if self.parked.is_empty() {
+            self.send_run(run)
+        } else {
+            // Behind runs already waiting, to keep the order.
+            Err(Unsent::Park(run.freeze()))
+        };
+        match unsent {
+            Ok(()) => {}
+            Err(Unsent::Hold(run)) => self.hold(run),
+            Err(Unsent::Park(run)) => self.parked.push_back(run),
+        }
+    }
+
+    /// Numbers `run`, queues it for the store and hands it to the companion. The numbering, the
+    /// queueing and the choice of mailbox happen under the conversation's lock.
+    fn send_run(&mut self, mut run: BytesMut) -> Result<(), Unsent> {
+        let (conv, side) = match &self.route {
+            Route::In { conv, side } => (conv.clone(), *side),
+            Route::Anyone => return Err(Unsent::Hold(run.freeze())),
+            Route::Opening | Route::Claimed { .. } => return Err(Unsent::Park(run.freeze())),
+        };
+        let store = self.shared.conversations.store().cloned();
+        let mut state = conv.lock();
+        if !state.serves(side, self.id) {
+            // A newer connection of this member took over; what this one still had is not
+            // acknowledged, so the client sends it again there.
+            debug!("{}: dropped a run after being replaced", self.who);
+            return Ok(());
+        }
+        let companion = state.companion(side).cloned();
+        if store.is_none() && companion.is_none() {
+            return Err(Unsent::Hold(run.freeze()));
+        }
+        let first_seq = state.last_seq + 1;
+        let (count, last_id) = stamp_run(&mut run, first_seq, self.shared.max_frame);
+        let run = run.freeze();
+        if let Some(store) = &store {
+            let stored = Run {
+                conversation: conv.key.clone(),
+                sender: state.sides[side].key.clone(),
+                frames: run.clone(),
+            };
+            if store
+                .try_append(stored, ack_when_stored(&self.mailbox, count, first_seq))
+                .is_err()
+            {
+                return Err(Unsent::Park(run));
+            }
+        }
+        state.last_seq += count;
+        state.sides[side].last_sent = (state.last_seq, last_id);
+        let read_through = state.sides[side].read_through;
+        let had = state.mark_read(side, read_through);
+        let member = state.sides[side].key.clone();
+        drop(state);
+        if let (Some(seq), Some(store)) = (had, &store) {
+            store.set_read(conv.key.clone(), member, seq);
+        }
+        if store.is_none() {
+            // Without history an acknowledgement means "accepted for live delivery".
+            let count = u32::try_from(count).unwrap_or(u32::MAX);
+            self.reply(&Frame::Ack { count, first_seq });
+        }
+        if let Some(companion) = companion {
+            self.push_to(companion, run);
+        }
+        Ok(())
+    }
+
+    /// Queues numbered messages for the companion, or keeps them until it has room.
+    fn push_to(&mut self, companion: Link, run: Bytes) {
+        if !self.outbound.is_empty() {
+            self.outbound.push_back(run);
+            return;
+        }
+        match companion.push_data(run) {
+            Ok(()) => {}
+            Err(Refused::Full(run)) => {
+                self.outbound.push_back(run);
+                self.outbound_to = Some(companion);
+            }
+            // That session has just ended; a returning companion gets these from the store.
+            Err(Refused::Closed(_)) => {}
+        }
+    }
+
+    /// Pushes waiting numbered runs to the companion while it has room.
+    pub(crate) fn flush_outbound(&mut self) {
+        let Some(companion) = self.outbound_to.clone() else {
+            self.drop_outbound();
+            return;
+        };
+        while let Some(run) = self.outbound.pop_front() {
+            match companion.push_data(run) {
+                Ok(()) => {}
+                Err(Refused::Full(run)) => {
+                    self.outbound.push_front(run);
+                    return;
+                }
+                Err(Refused::Closed(_)) => break,
+            }
+        }
+        self.drop_outbound();
+    }
+
+    /// Forgets runs for a companion session that is gone (stored, when history is kept).
+    fn drop_outbound(&mut self) {
+        if !self.outbound.is_empty() && self.shared.conversations.store().is_none() {
+            debug!(
+                "{}: {} run(s) for a companion that left were not delivered",
+                self.who,
+                self.outbound.len()
+            );
+        }
+        self.outbound.clear();
+        self.outbound_to = None;
+        self.resumed();
+    }
+
+    /// Numbers and sends parked runs while the store takes them.
+    pub(crate) fn flush_parked(&mut self) {
+        while let Some(run) = self.parked.pop_front() {
+            match self.send_run(BytesMut::from(&run[..])) {
+                Ok(()) => {}
+                Err(Unsent::Hold(run)) => self.hold(run),
+                Err(Unsent::Park(run)) => {
+                    self.parked.push_front(run);
+                    return;
+                }
+            }
+        }
+        self.resumed();
+    }
+
+    /// The hub says: no companion; wait for anyone.
+    pub(crate) fn wait_for_anyone(&mut self) {
+        self.leave_route();
+        for run in std::mem::take(&mut self.parked) {
+            self.hold(run);
+        }
+        self.resumed();
+    }
+
+    /// The hub says: the conversation is with `companion` (chatting, or waiting for them).
+    pub(crate) fn enter(&mut self, companion: String) {
+        let key = fold_nick(&companion);
+        if let Route::In { conv, side } = &self.route {
+            if *conv.lock().sides[1 - *side].key == *key {
+                // The same conversation (the companion came back): say where it stands again.
+                let conv = conv.clone();
+                self.claim(conv, companion);
+                return;
+            }
+        }
+        self.leave_route();
+        self.route = Route::Opening;
+        let Some(me) = self.me.clone() else {
+            return;
+        };
+        let (shared, generation) = (self.shared.clone(), self.generation);
+        self.spawn(async move {
+            let result = shared.conversations.open(&me, &key).await;
+            Job::Opened {
+                generation,
+                companion,
+                result,
+            }
+        });
+    }
+
+    /// Leaves the current conversation (if any): its mailbox no longer gets this member's
+    /// messages through this session, and jobs started for it are ignored.
+    pub(crate) fn leave_route(&mut self) {
+        if let Route::In { conv, side } | Route::Claimed { conv, side, .. } = &self.route {
+            conv.detach(*side, self.id);
+        }
+        let store = self.shared.conversations.store().is_some();
+        if let (
+            Route::Claimed {
+                conv,
+                side,
+                live_after,
+            },
+            true,
+        ) = (&self.route, store)
+        {
+            // Left before the client was told where it stands (the companion went at once):
+            // what it missed up to the claim still goes to it now, not at some later meeting.
+            let (read_through, from) = {
+                let state = conv.lock();
+                (
+                    state.sides[*side].read_through,
+                    state.sides[1 - *side].key.clone(),
+                )
+            };
+            let (conv, live_after) = (conv.clone(), *live_after);
+            if read_through < live_after {
+                self.replay(conv, from, read_through, live_after);
+            }
+        }
+        self.route = Route::Anyone;
+        self.generation += 1;
+        self.drop_outbound();
+        // Missed messages already being sent still go out: they are this member's whatever
+        // happens to the conversation now.
+        if self.replays.is_empty() {
+            self.release_deferred();
+        }
+    }
+
+    /// Serves this member's side of `conv` from now on. The client is told where it stands once
+    /// the store has committed everything numbered so far (a resumed member's earlier
+    /// connection may still have had messages on their way to the disk, and the client drops
+    /// what the relay says it has); until then its messages wait and frames for it are held.
+    fn claim(&mut self, conv: Arc<Conversation>, companion: String) {
+        let side = self.me.as_deref().map_or(0, |me| conv.side_of(me));
+        let live_after = {
+            let mut state = conv.lock();
+            state.sides[side].session = Some((self.id, self.mailbox.clone()));
+            state.last_seq
+        };
+        self.deferred.get_or_insert_with(Default::default);
+        self.generation += 1;
+        self.route = Route::Claimed {
+            conv: conv.clone(),
+            side,
+            live_after,
+        };
+        let generation = self.generation;
+        let Some(store) = self.shared.conversations.store().cloned() else {
+            return self.settle(companion);
+        };
+        self.spawn(async move {
+            let result = store.load(conv.key.clone()).await.map(|_| ());
+            Job::Settled {
+                generation,
+                companion,
+                result,
+            }
+        });
+    }
+
+    /// Tells the client where it stands in the conversation it claimed, starts sending what it
+    /// missed, and sends what waited.
+    fn settle(&mut self, companion: String) {
+        let Route::Claimed {
+            conv,
+            side,
+            live_after,
+        } = &self.route
+        else {
+            return;
+        };
+        let (conv, side, live_after) = (conv.clone(), *side, *live_after);
+        let (info, from, here) = {
+            let state = conv.lock();
+            let here = state.companion(side).cloned();
+            (
+                state.info(side, &companion),
+                state.sides[1 - side].key.clone(),
+                here,
+            )
+        };
+        self.route = Route::In {
+            conv: conv.clone(),
+            side,
+        };
+        let read_through = info.read_through;
+        self.reply(&Frame::Conversation(info));
+        let store = self.shared.conversations.store().is_some();
+        if store && read_through < live_after {
+            self.replay(conv, from, read_through, live_after);
+        }
+        if self.replays.is_empty() {
+            self.release_deferred();
+        }
+        if let Some(companion) = here {
+            // A companion that arrived first may be holding messages for us (without history).
+            companion.nudge();
+        }
+        self.release_held();
+    }
+
+    /// Sends held messages into the conversation, if anyone can receive or store them.
+    pub(crate) fn release_held(&mut self) {
+        let Route::In { conv, side } = &self.route else {
+            return;
+        };
+        let store = self.shared.conversations.store().is_some();
+        if self.held.count() > 0 && (store || conv.lock().companion(*side).is_some()) {
+            for (i, run) in self.held.take().into_iter().enumerate() {
+                self.parked.insert(i, run);
+            }
+        }
+        self.flush_parked();
+    }
+
+    /// Queues a replay of `from`'s messages after `after` through `through`.
+    fn replay(&mut self, conv: Arc<Conversation>, from: Arc<str>, after: u64, through: u64) {
+        if let Some(pending) = self
+            .replays
+            .iter_mut()
+            .find(|r| Arc::ptr_eq(&r.conv, &conv))
+        {
+            pending.through = pending.through.max(through);
+            return;
+        }
+        self.replay_serial += 1;
+        self.replays.push_back(Replay {
+            serial: self.replay_serial,
+            conv,
+            from,
+            after,
+            through,
+            first: true,
+            reading: false,
+        });
+        self.next_replay_page();
+    }
+
+    /// Reads the next page of missed messages, unless one is being read or the client has
+    /// not taken the last one yet.
+    pub(crate) fn next_replay_page(&mut self) {
+        let room = self.out_reply_bytes < self.shared.max_backlog / 2;
+        let Some(replay) = self.replays.front_mut() else {
+            return;
+        };
+        let Some(store) = self.shared.conversations.store().cloned() else {
+            return;
+        };
+        if replay.reading || !room {
+            return;
+        }
+        replay.reading = true;
+        let (first, after, through) = (replay.first, replay.after, replay.through);
+        replay.first = false;
+        let key = replay.conv.key.clone();
+        let serial = replay.serial;
+        self.spawn(async move {
+            let read = async {
+                if first {
+                    store.load(key.clone()).await?;
+                }
+                tokio::task::spawn_blocking(move || {
+                    store.after(&key, after, through, REPLAY_PAGE, REPLAY_BYTES)
+                })
+                .await
+                .map_err(|err| StoreError::Sqlite(err.to_string()))?
+            };
+            Job::Replayed {
+                serial,
+                result: read.await,
+            }
+        });
+    }
+
+    /// The front replay is over: the next one starts, or held-back frames go.
+    fn replay_done(&mut self) {
+        self.replays.pop_front();
+        if self.replays.is_empty() {
+            if !matches!(self.route, Route::Claimed { .. }) {
+                self.release_deferred();
+            }
+        } else {
+            self.next_replay_page();
+        }
+    }
+
+    /// A job finished.
+    pub(crate) fn on_job(&mut self, job: Job) -> Result<(), End> {
+        match job {
+            Job::Opened {
+                generation,
+                companion,
+                result,
+            } if generation == self.generation => match result {
+                Ok(conv) => self.claim(conv, companion),
+                Err(err) => return Err(self.store_unusable(&err)),
+            },
+            Job::Settled {
+                generation,
+                companion,
+                result,
+            } if generation == self.generation => match result {
+                Ok(()) => self.settle(companion),
+                Err(err) => return Err(self.store_unusable(&err)),
+            },
+            Job::Replayed { serial, result }
+                if self.replays.front().is_some_and(|r| r.serial == serial) =>
+            {
+                self.on_replayed(result);
+            }
+            Job::History { limit, result } => {
+                self.history_busy = false;
+                // Answered even if the route has changed since: the client asked for it.
+                let messages = match result {
+                    Ok(messages) => messages,
+                    Err(err) => {
+                        self.store_failed("could not read the history", &err);
+                        Vec::new()
+                    }
+                };
+                self.answer_history(messages, limit);
+            }
+            // Started for a route that has changed since.
+            Job::Opened { .. } | Job::Settled { .. } | Job::Replayed { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_replayed(&mut self, result: Result<Vec<StoredMessage>, StoreError>) {
+        let Some(replay) = self.replays.front_mut() else {
+            return;
+        };
+        replay.reading = false;
+        let messages = match result {
+            Ok(messages) => messages,
+            Err(err) => {
+                self.store_failed("could not read the messages you missed", &err);
+                self.replay_done();
+                return;
+            }
+        };
+        let Some(last) = messages.last().map(|m| m.seq) else {
+            self.replay_done();
+            return;
+        };
+        replay.after = last;
+        let (done, from) = (last >= replay.through, replay.from.clone());
+        for message in messages {
+            if *message.sender == *from {
+                self.reply_bytes(message.frame);
+            }
+        }
+        if done {
+            self.replay_done();
+        } else {
+            self.next_replay_page();
+        }
+    }
+
+    /// The conversation cannot be opened: the store is failing. The client is told (fatally:
+    /// it reconnects later) and the session ends.
+    fn store_unusable(&mut self, err: &StoreError) -> End {
+        tracing::warn!("⚠️ {} could not open the conversation: {err}", self.who);
+        self.reply(&Frame::Error {
+            code: ErrorCode::StoreFailed,
+            fatal: true,
+            text: format!("the server could not open your conversation ({err}); try again later"),
+        });
+        End::Refused(format!("history store failed: {err}"))
+    }
+
+    /// `History`: up to `limit` messages before `before`, from the store.
+    pub(crate) fn history(&mut self, before: u64, limit: u32) {
+        let limit = (limit as usize).min(MAX_HISTORY);
+        let store = self.shared.conversations.store().cloned();
+        let (Route::In { conv, .. }, Some(store)) = (&self.route, store) else {
+            return self.answer_history(Vec::new(), limit);
+        };
+        if limit == 0 {
+            return self.answer_history(Vec::new(), limit);
+        }
+        if self.history_busy {
+            let text = "one history request at a time; wait for HistoryEnd".into();
+            self.reply_error(ErrorCode::UnexpectedFrame, text);
+            return self.answer_history(Vec::new(), 0);
+        }
+        self.history_busy = true;
+        let key = conv.key.clone();
+        self.spawn(async move {
+            let result = tokio::task::spawn_blocking(move || store.before(&key, before, limit + 1))
+                .await
+                .map_err(|err| StoreError::Sqlite(err.to_string()))
+                .and_then(|read| read);
+            Job::History { limit, result }
+        });
+    }
+
+    fn answer_history(&mut self, mut messages: Vec<StoredMessage>, limit: usize) {
+        let more = messages.len() > limit;
+        if more {
+            messages.drain(..messages.len() - limit);
+        }
+        let me = self.me.clone().unwrap_or_default();
+        let count = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        for message in messages {
+            self.reply(&Frame::Earlier(EarlierMessage {
+                seq: message.seq,
+                sent_ms: message.sent_ms,
+                mine: *message.sender == *me,
+                id: message.id,
+                text: message.text().to_owned(),
+            }));
+        }
+        self.reply(&Frame::HistoryEnd { count, more });
+    }
+
+    /// `Received`: the client has everything through `seq`; its companion hears of it.
+    pub(crate) fn received(&mut self, seq: u64) {
+        let Route::In { conv, side } = &self.route else {
+            return;
+        };
+        let mut state = conv.lock();
+        let Some(seq) = state.mark_read(*side, seq) else {
+            return;
+        };
+        let companion = state.companion(*side).cloned();
+        let member = state.sides[*side].key.clone();
+        drop(state);
+        let delivered = encode_to_bytes(&Frame::Delivered(seq));
+        let Some(store) = self.shared.conversations.store().cloned() else {
+            if let Some(companion) = companion {
+                companion.push_reply(delivered);
+            }
+            return;
+        };
+        store.set_read(conv.key.clone(), member, seq);
+        // The companion hears of it once it is on disk, so that a receipt it shows survives a
+        // crash. Each `Received` moves the cursor forward, so these are bounded by the messages.
+        tokio::spawn(async move {
+            if store.flush().await.is_ok() {
+                if let Some(companion) = companion {
+                    companion.push_reply(delivered);
+                }
+            }
+        });
+    }
+}
+
+/// Writes consecutive sequence numbers from `first_seq`, and the relay's clock, into each frame
+/// of `run`; returns how many frames there are and the last one's id.
+fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, MessageId) {
+    let sent_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let (mut offset, mut count, mut last_id) = (0, 0, [0; 16]);
+    while let Ok(Some(header)) = peek_header(&run[offset..], max_frame) {
+        let end = offset + header.frame_len();
+        let Some(frame) = run.get_mut(offset..end) else {
+            break;
+        };
+        stamp_message(frame, first_seq + count, sent_ms);
+        last_id = message_id(frame).unwrap_or_default();
+        count += 1;
+        offset = end;
+    }
+    (count, last_id)
+}
+
+/// The store's answer for a run, as the sender's `Ack` (or an error) in its mailbox.
+fn ack_when_stored(mailbox: &Link, count: u64, first_seq: u64) -> Done {
+    let mailbox = mailbox.clone();
+    Box::new(move |result| {
+        let frame = match result {
+            Ok(()) => Frame::Ack {
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                first_seq,
+            },
+            Err(err) => Frame::Error {
+                code: ErrorCode::StoreFailed,
+                fatal: false,
+                text: format!(
+                    "{count} message(s) could not be stored ({err}); they were not acknowledged"
+                ),
+            },
+        };
+        mailbox.push_reply(encode_to_bytes(&frame));
+    })
+}
