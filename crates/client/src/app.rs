@@ -1,15 +1,30 @@
 //! The client's behaviour as plain data: an event in, the effects to carry out. No terminal, no
-//! socket and no clock, so every conversation path is unit-tested without either.
+//! socket and no clock, so every conversation path is unit-tested without either. It owns what
+//! must outlive a connection: the unacknowledged messages (`outbox`), the ids already shown
+//! (`inbox`), receipts and history paging; `conversation.rs` holds the message-flow half.
 
-use p2pchat_proto::{validate_nick, ErrorCode, Frame, LeftReason, OnlineEntry};
+use p2pchat_proto::{validate_nick, Frame, OnlineEntry};
+use p2pchat_proto::{MessageId, ResumeToken};
 
+use crate::history::History;
+use crate::inbox::Inbox;
 use crate::input::{help_lines, parse_line, Command, Input};
+use crate::outbox::Outbox;
+use crate::receipts::Receipts;
+
+#[path = "conversation.rs"]
+mod conversation;
+#[path = "lifecycle.rs"]
+mod lifecycle;
 
 /// Something that happened to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A frame from the relay.
     Frame(Frame),
+    /// Every frame that had arrived was handled: receipts and `Received` go out now, once per
+    /// batch rather than once per frame.
+    Drained,
     /// A line the user typed (without its line ending).
     Line(String),
     /// A typed line was not UTF-8.
@@ -20,6 +35,17 @@ pub enum Event {
     Interrupted,
     /// The connection to the relay broke; the text says how.
     ConnectionLost(String),
+    /// A new connection is up and greeted, after `Effect::Reconnect`.
+    Reconnected {
+        /// The relay's message limit.
+        max_message: u32,
+        /// Whether it stores history (`FEATURE_HISTORY`).
+        stored_history: bool,
+    },
+    /// Reconnecting was given up; the text says why.
+    ReconnectFailed(String),
+    /// The moment given to acks before leaving (`Effect::WaitForAcks`) is over.
+    AckWaitOver,
 }
 
 /// Something the runner must do.
@@ -31,6 +57,12 @@ pub enum Effect {
     Send(Frame),
     /// Read the next line of input with this prompt.
     Prompt(Prompt),
+    /// Drop the connection and connect again with backoff, then report `Event::Reconnected` or
+    /// `Event::ReconnectFailed`.
+    Reconnect,
+    /// Leaving: give the relay a moment to acknowledge what was sent, then report
+    /// `Event::AckWaitOver`.
+    WaitForAcks,
     /// Stop: finish sending what is queued, close the connection, exit with `code`.
     Close {
         /// Process exit status.
@@ -73,35 +105,83 @@ pub enum Style {
     Plain,
     /// Something the companion said (or their arrival).
     Companion,
+    /// A message from the conversation's history.
+    Earlier,
     /// News about the conversation.
     Notice,
     /// Something went wrong.
     Error,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     ChoosingNick,
     NickSent,
     Waiting,
     Chatting,
+    /// Leaving once the relay has acknowledged what was sent (or the wait is over).
+    Draining,
     Leaving,
+}
+
+/// The state of the connection, as far as sending is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Up,
+    /// Reconnected and `Resume` sent; nothing else may go before `NickOk`.
+    Resuming,
+    Down,
+}
+
+/// After a reconnect, when the queued messages may go again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resync {
+    /// No companion: the relay kept nothing, so all of them, once the nickname is back.
+    AfterNickOk,
+    /// The `Conversation` frame says which ones the relay stored.
+    AtConversation,
 }
 
 /// The client's state between events.
 #[derive(Debug)]
 pub struct App {
     phase: Phase,
+    link: Link,
+    resync: Option<Resync>,
+    reconnect: bool,
     max_message: usize,
+    stored_history: bool,
     /// `--nick`, until the relay answers it.
     preset_nick: Option<String>,
-    /// `--to`: the companion asked for before the nickname.
+    /// The nickname asked for and not answered yet (asked again after a reconnect).
+    asked_nick: Option<String>,
+    /// `--to` or `/chat`: the companion asked for.
     wanted: Option<String>,
     scripted: bool,
-    /// Messages sent while waiting, held by the relay.
+    nick: Option<String>,
+    token: Option<ResumeToken>,
+    /// Whom the relay has us talking with (`Paired`, `WaitingFor`), as they spell it.
+    companion: Option<String>,
+    /// Whether that companion is connected.
+    present: bool,
+    /// A companion whose connection broke (folded): `WaitingFor` them means "until they return".
+    lost_companion: Option<String>,
+    /// The companion (folded) whose conversation `inbox` and `receipts` describe.
+    partner: Option<String>,
+    outbox: Outbox,
+    inbox: Inbox,
+    receipts: Receipts,
+    history: History,
+    /// Frames about the conversation itself (`Left`, `Paired`, …) and everything after them,
+    /// held back while history is loading so the screen keeps the relay's order.
+    held_frames: std::collections::VecDeque<Frame>,
+    id_seed: u128,
+    ids_made: u128,
+    /// Messages sent while waiting for anyone (for the note when a companion arrives).
     held: usize,
-    /// Input ended while messages were held: leave as soon as a companion has them.
-    leave_when_paired: bool,
+    /// Input ended while messages could not be delivered yet: leave once they can be.
+    leave_when_done: bool,
+    local_time: bool,
 }
 
 impl App {
@@ -110,12 +190,31 @@ impl App {
     pub fn new(max_message: u32, preset_nick: Option<String>, scripted: bool) -> Self {
         Self {
             phase: Phase::ChoosingNick,
+            link: Link::Up,
+            resync: None,
+            reconnect: false,
             max_message: max_message as usize,
+            stored_history: false,
             preset_nick,
+            asked_nick: None,
             wanted: None,
             scripted,
+            nick: None,
+            token: None,
+            companion: None,
+            present: false,
+            lost_companion: None,
+            partner: None,
+            outbox: Outbox::default(),
+            inbox: Inbox::default(),
+            receipts: Receipts::default(),
+            history: History::new(0),
+            held_frames: std::collections::VecDeque::new(),
+            id_seed: 0,
+            ids_made: 0,
             held: 0,
-            leave_when_paired: false,
+            leave_when_done: false,
+            local_time: true,
         }
     }
 
@@ -125,17 +224,49 @@ impl App {
         self
     }
 
+    /// Shows `limit` earlier messages when a conversation starts (`--history`; 0: none).
+    pub fn with_history(mut self, limit: u32) -> Self {
+        self.history = History::new(limit);
+        self
+    }
+
+    /// Reconnects after a lost connection instead of exiting (`--retry-for` above 0).
+    pub fn with_reconnect(mut self, reconnect: bool) -> Self {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// Whether the relay's `Welcome` said it stores history.
+    pub fn with_stored_history(mut self, stored_history: bool) -> Self {
+        self.stored_history = stored_history;
+        self
+    }
+
+    /// Message ids count up from this random seed: unique within this process, unguessable
+    /// across processes, and predictable in tests.
+    pub fn with_id_seed(mut self, seed: u128) -> Self {
+        self.id_seed = seed;
+        self
+    }
+
+    /// Prints history timestamps in UTC rather than local time (for tests).
+    pub fn with_utc_times(mut self) -> Self {
+        self.local_time = false;
+        self
+    }
+
+    /// Whether the runner may read more input: not while `MAX_UNACKED` messages wait for acks.
+    pub fn accepts_input(&self) -> bool {
+        !self.outbox.is_full()
+    }
+
     /// What to do once connected: say whom to chat with (`--to`), then send `--nick` or ask
     /// for a nickname.
     pub fn start(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
         if let Some(wanted) = &self.wanted {
             if let Err(err) = validate_nick(wanted) {
-                self.phase = Phase::Leaving;
-                return vec![
-                    show(Style::Error, format!("❌ --to {wanted}: {err}")),
-                    Effect::Close { code: 1 },
-                ];
+                return self.fail(format!("❌ --to {wanted}: {err}"));
             }
             effects.push(Effect::Send(Frame::ChatWith(wanted.clone())));
         }
@@ -151,8 +282,9 @@ impl App {
         if self.phase == Phase::Leaving {
             return Vec::new();
         }
-        match event {
+        let mut effects = match event {
             Event::Frame(frame) => self.on_frame(frame),
+            Event::Drained => self.on_drained(),
             Event::Line(line) => self.on_line(&line),
             Event::BadLine => vec![
                 show(
@@ -162,18 +294,26 @@ impl App {
                 self.prompt(),
             ],
             Event::InputEnded => self.on_input_ended(),
-            Event::Interrupted => self.leave(),
-            Event::ConnectionLost(why) => {
-                self.phase = Phase::Leaving;
-                vec![
-                    show(
-                        Style::Error,
-                        format!("❌ Lost connection to the chat server: {why}"),
-                    ),
-                    Effect::Close { code: 1 },
-                ]
+            Event::Interrupted => self.finish_leaving(0),
+            Event::ConnectionLost(why) => self.on_connection_lost(&why),
+            Event::Reconnected {
+                max_message,
+                stored_history,
+            } => self.on_reconnected(max_message, stored_history),
+            Event::ReconnectFailed(why) => {
+                let line = show(
+                    Style::Error,
+                    format!("❌ Could not reconnect to the chat server: {why}"),
+                );
+                [vec![line], self.finish_leaving(1)].concat()
             }
+            Event::AckWaitOver if self.phase == Phase::Draining => self.finish_leaving(0),
+            Event::AckWaitOver => Vec::new(),
+        };
+        if self.leave_when_done && self.can_leave_now() {
+            effects.extend(self.leave());
         }
+        effects
     }
 
     fn prompt(&self) -> Effect {
@@ -187,7 +327,12 @@ impl App {
         match validate_nick(nick) {
             Ok(()) => {
                 self.phase = Phase::NickSent;
-                vec![Effect::Send(Frame::Nick(nick.to_owned()))]
+                self.asked_nick = Some(nick.to_owned());
+                match self.link {
+                    Link::Up => vec![Effect::Send(Frame::Nick(nick.to_owned()))],
+                    // Sent once reconnected.
+                    Link::Resuming | Link::Down => Vec::new(),
+                }
             }
             Err(err) => self.nick_refused(&err.to_string()),
         }
@@ -195,6 +340,7 @@ impl App {
 
     fn nick_refused(&mut self, why: &str) -> Vec<Effect> {
         self.phase = Phase::ChoosingNick;
+        self.asked_nick = None;
         let line = show(
             Style::Error,
             format!("❌ Nickname rejected: {}", printable(why)),
@@ -220,7 +366,7 @@ impl App {
                 }
             }
             Phase::Waiting | Phase::Chatting => self.on_chat_line(line),
-            Phase::NickSent | Phase::Leaving => Vec::new(),
+            Phase::NickSent | Phase::Draining | Phase::Leaving => Vec::new(),
         }
     }
 
@@ -232,7 +378,7 @@ impl App {
                 .into_iter()
                 .map(|line| show(Style::Notice, line))
                 .collect(),
-            Input::Command(Command::Who) => vec![Effect::Send(Frame::Who)],
+            Input::Command(Command::Who) => self.send_now(Frame::Who),
             Input::Command(Command::Chat(target)) => {
                 let target = target.unwrap_or_default();
                 match validate_nick(&target) {
@@ -240,13 +386,18 @@ impl App {
                         Style::Error,
                         format!("❌ Cannot chat with {target}: {err}"),
                     )],
-                    _ => vec![Effect::Send(Frame::ChatWith(target))],
+                    _ => {
+                        self.wanted = Some(target.clone()).filter(|target| !target.is_empty());
+                        self.send_now(Frame::ChatWith(target))
+                    }
                 }
             }
+            Input::Command(Command::History(n)) => self.more_history(n),
             Input::Unknown(word) => vec![show(
                 Style::Error,
                 format!("❓ Unknown command {word}. Type /help for the list."),
             )],
+            Input::Usage(usage) => vec![show(Style::Error, format!("❓ Usage: {usage}"))],
             Input::Message(text) if text.len() > self.max_message => vec![show(
                 Style::Error,
                 format!(
@@ -255,151 +406,125 @@ impl App {
                     self.max_message
                 ),
             )],
-            Input::Message(text) => {
-                if self.phase == Phase::Waiting {
-                    self.held += 1;
-                }
-                vec![Effect::Send(Frame::Message(text))]
-            }
+            Input::Message(text) => self.send_message(text),
         };
         effects.push(Effect::Prompt(Prompt::Message));
         effects
     }
 
+    /// Sends a request that only makes sense on a live connection.
+    fn send_now(&mut self, frame: Frame) -> Vec<Effect> {
+        if self.link == Link::Up {
+            return vec![Effect::Send(frame)];
+        }
+        vec![not_connected()]
+    }
+
+    fn send_message(&mut self, text: String) -> Vec<Effect> {
+        if self.phase == Phase::Waiting && self.companion.is_none() {
+            self.held += 1;
+        }
+        self.ids_made += 1;
+        let id: MessageId = self.id_seed.wrapping_add(self.ids_made).to_be_bytes();
+        self.outbox.push(id, text);
+        self.send_unsent()
+    }
+
+    /// Sends the queued messages that did not go out on this connection yet (new ones, or
+    /// those a failed store or a lost connection left unacknowledged), unless the relay must
+    /// first say which it has.
+    fn send_unsent(&mut self) -> Vec<Effect> {
+        if self.link != Link::Up || self.resync.is_some() || self.nick.is_none() {
+            return Vec::new();
+        }
+        self.outbox
+            .take_unsent()
+            .into_iter()
+            .map(Effect::Send)
+            .collect()
+    }
+
     fn on_frame(&mut self, frame: Frame) -> Vec<Effect> {
+        let changes_conversation = matches!(
+            frame,
+            Frame::Waiting
+                | Frame::Paired(_)
+                | Frame::WaitingFor(_)
+                | Frame::Conversation(_)
+                | Frame::Left { .. }
+        );
+        let follows_held = !self.held_frames.is_empty() && matches!(frame, Frame::Message(_));
+        if self.history.holding()
+            && (changes_conversation || follows_held)
+            && self.held_frames.len() < crate::history::MAX_HELD_BACK
+        {
+            self.held_frames.push_back(frame);
+            return Vec::new();
+        }
+        let ends_history = matches!(frame, Frame::HistoryEnd { .. });
+        let mut effects = self.handle_frame(frame);
+        if ends_history || !self.history.holding() {
+            effects.extend(self.release_held_frames());
+        }
+        effects
+    }
+
+    /// Handles the frames held back while history loaded, in order (one may start loading the
+    /// next conversation's history, holding back those after it again).
+    pub(super) fn release_held_frames(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for frame in std::mem::take(&mut self.held_frames) {
+            effects.extend(self.on_frame(frame));
+        }
+        effects
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Vec<Effect> {
         match frame {
-            Frame::NickOk(_) => {
-                self.phase = Phase::Waiting;
-                self.preset_nick = None;
-                vec![Effect::Prompt(Prompt::Message)]
-            }
-            Frame::Waiting => {
-                self.phase = Phase::Waiting;
-                vec![show(
-                    Style::Notice,
-                    "⏳ Waiting for a companion to join... Messages you send now are held and delivered when they arrive.",
-                )]
-            }
+            Frame::NickOk { nick, token } => self.on_nick_ok(nick, token),
+            Frame::Waiting => self.on_waiting(),
             Frame::Paired(nick) => self.on_paired(&nick),
-            Frame::WaitingFor(nick) => {
-                self.phase = Phase::Waiting;
-                vec![show(
-                    Style::Notice,
-                    format!(
-                        "⏳ Waiting for {} to be free... Messages you send now are held and delivered when you are connected.",
-                        printable(&nick)
-                    ),
-                )]
+            Frame::WaitingFor(nick) => self.on_waiting_for(&nick),
+            Frame::Conversation(info) => self.on_conversation(info),
+            Frame::Message(message) => self.on_message(message),
+            Frame::Ack { count, first_seq } => self.on_ack(count, first_seq),
+            Frame::Delivered(through) => {
+                self.receipts.delivered_through(through);
+                Vec::new()
             }
+            Frame::Earlier(message) => {
+                self.history.earlier(message);
+                Vec::new()
+            }
+            Frame::HistoryEnd { more, .. } => match self.history.end(more) {
+                Some(page) => self.print_page(page),
+                None => Vec::new(),
+            },
             Frame::Online { total, entries } => {
                 vec![show(Style::Notice, online_line(total, &entries))]
             }
-            Frame::Message(text) => vec![show(
-                Style::Companion,
-                format!("💬 Companion: {}", printable(&text)),
-            )],
-            Frame::Left { reason, nick } => {
-                self.phase = Phase::Waiting;
-                let how = match reason {
-                    LeftReason::Quit => String::new(),
-                    other => format!(" ({})", other.describe()),
-                };
-                vec![show(
-                    Style::Notice,
-                    format!("👋 {} left the chat{how}", printable(&nick)),
-                )]
-            }
+            Frame::Left { reason, nick } => self.on_left(reason, &nick),
             Frame::Ping(token) => vec![Effect::Send(Frame::Pong(token))],
             Frame::Shutdown(why) => {
-                self.phase = Phase::Leaving;
-                vec![
-                    show(
-                        Style::Error,
-                        format!("🛑 The chat server is shutting down ({})", printable(&why)),
-                    ),
-                    Effect::Close { code: 1 },
-                ]
+                let why = printable(&why);
+                if self.reconnect {
+                    return self
+                        .on_connection_lost(&format!("the server is shutting down ({why})"));
+                }
+                self.fail(format!("🛑 The chat server is shutting down ({why})"))
             }
             Frame::Error { code, fatal, text } => self.on_error(code, fatal, &text),
             Frame::Pong(_)
             | Frame::Hello { .. }
             | Frame::Welcome { .. }
             | Frame::Nick(_)
+            | Frame::Resume { .. }
             | Frame::Bye
             | Frame::Who
-            | Frame::ChatWith(_) => Vec::new(),
+            | Frame::ChatWith(_)
+            | Frame::Received(_)
+            | Frame::History { .. } => Vec::new(),
         }
-    }
-
-    fn on_paired(&mut self, nick: &str) -> Vec<Effect> {
-        self.phase = Phase::Chatting;
-        let nick = printable(nick);
-        let mut effects = vec![show(
-            Style::Companion,
-            format!("💬 Companion: Connected to {nick}"),
-        )];
-        if self.held > 0 {
-            effects.push(show(
-                Style::Notice,
-                format!("📨 The messages you sent while waiting were delivered to {nick}"),
-            ));
-            self.held = 0;
-        }
-        if self.leave_when_paired {
-            effects.extend(self.leave());
-        }
-        effects
-    }
-
-    fn on_error(&mut self, code: ErrorCode, fatal: bool, text: &str) -> Vec<Effect> {
-        let text = printable(text);
-        if fatal {
-            self.phase = Phase::Leaving;
-            return vec![
-                show(
-                    Style::Error,
-                    format!("❌ The server closed the connection: {text}"),
-                ),
-                Effect::Close { code: 1 },
-            ];
-        }
-        match code {
-            ErrorCode::NickInvalid | ErrorCode::NickTaken if self.phase == Phase::NickSent => {
-                self.nick_refused(&text)
-            }
-            _ => vec![show(Style::Error, format!("⚠️ {text}"))],
-        }
-    }
-
-    fn on_input_ended(&mut self) -> Vec<Effect> {
-        if self.phase == Phase::Waiting && self.held > 0 {
-            self.leave_when_paired = true;
-            return vec![show(
-                Style::Notice,
-                format!(
-                    "⏳ End of input: staying until a companion joins to receive {} held message(s) (Ctrl+C quits now)",
-                    self.held
-                ),
-            )];
-        }
-        self.leave()
-    }
-
-    fn leave(&mut self) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        if self.phase == Phase::Waiting && self.held > 0 {
-            effects.push(show(
-                Style::Notice,
-                format!(
-                    "📭 {} message(s) held for a companion were not delivered",
-                    self.held
-                ),
-            ));
-        }
-        self.phase = Phase::Leaving;
-        effects.push(Effect::Send(Frame::Bye));
-        effects.push(Effect::Close { code: 0 });
-        effects
     }
 }
 
@@ -425,6 +550,13 @@ fn online_line(total: u32, entries: &[OnlineEntry]) -> String {
     format!("👥 Online ({total}): {}{more}", listed.join(", "))
 }
 
+fn not_connected() -> Effect {
+    show(
+        Style::Error,
+        "⚠️ Not connected to the chat server right now; try again once reconnected",
+    )
+}
+
 fn show(style: Style, text: impl Into<String>) -> Effect {
     Effect::Show(Line {
         style,
@@ -448,3 +580,11 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 #[path = "app_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "conversation_tests.rs"]
+mod conversation_tests;
+
+#[cfg(test)]
+#[path = "reconnect_tests.rs"]
+mod reconnect_tests;

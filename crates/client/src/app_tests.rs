@@ -1,6 +1,12 @@
-use super::*;
+//! The app's basic paths: login, pairing, commands, leaving. `conversation_tests.rs` and
+//! `reconnect_tests.rs` use the helpers here.
 
-fn texts(effects: &[Effect]) -> Vec<String> {
+use super::*;
+pub(super) use p2pchat_proto::{
+    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, LeftReason,
+};
+
+pub(super) fn texts(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
         .filter_map(|effect| match effect {
@@ -10,7 +16,7 @@ fn texts(effects: &[Effect]) -> Vec<String> {
         .collect()
 }
 
-fn sends(effects: &[Effect]) -> Vec<Frame> {
+pub(super) fn sends(effects: &[Effect]) -> Vec<Frame> {
     effects
         .iter()
         .filter_map(|effect| match effect {
@@ -20,14 +26,73 @@ fn sends(effects: &[Effect]) -> Vec<Frame> {
         .collect()
 }
 
-fn logged_in(nick: &str) -> App {
-    let mut app = App::new(64 * 1024, None, false);
+pub(super) fn nick_ok(nick: &str) -> Event {
+    Event::Frame(Frame::NickOk {
+        nick: nick.into(),
+        token: [0xAB; 16],
+    })
+}
+
+/// The id the app gives its `n`th message (the seed is 0 in tests).
+pub(super) fn id(n: u128) -> MessageId {
+    n.to_be_bytes()
+}
+
+/// The frame that sends the app's `n`th message.
+pub(super) fn sent(n: u128, text: &str) -> Frame {
+    Frame::Message(ChatMessage {
+        seq: 0,
+        sent_ms: 0,
+        id: id(n),
+        text: text.into(),
+    })
+}
+
+/// A message from the companion.
+pub(super) fn incoming(seq: u64, id_byte: u8, text: &str) -> Event {
+    Event::Frame(Frame::Message(ChatMessage {
+        seq,
+        sent_ms: 1_795_624_800_000,
+        id: [id_byte; 16],
+        text: text.into(),
+    }))
+}
+
+pub(super) fn logged_in(nick: &str) -> App {
+    log_in(App::new(64 * 1024, None, false), nick)
+}
+
+pub(super) fn log_in(mut app: App, nick: &str) -> App {
     assert_eq!(app.start(), [Effect::Prompt(Prompt::Nick)]);
     assert_eq!(
         sends(&app.handle(Event::Line(nick.into()))),
         [Frame::Nick(nick.into())]
     );
-    app.handle(Event::Frame(Frame::NickOk(nick.into())));
+    app.handle(nick_ok(nick));
+    app
+}
+
+pub(super) fn ack(count: u32, first_seq: u64) -> Event {
+    Event::Frame(Frame::Ack { count, first_seq })
+}
+
+/// A `Conversation` frame for a conversation nobody has missed anything of.
+pub(super) fn conversation(companion: &str, read_through: u64) -> Event {
+    Event::Frame(Frame::Conversation(ConversationInfo {
+        companion: companion.into(),
+        last_seq: read_through,
+        read_through,
+        their_read_through: 0,
+        last_from_you: 0,
+        last_id_from_you: [0; 16],
+    }))
+}
+
+/// Logged in as Nick1 and paired with `companion` in a new conversation.
+pub(super) fn chatting(app: App, companion: &str) -> App {
+    let mut app = log_in(app, "Nick1");
+    app.handle(Event::Frame(Frame::Paired(companion.into())));
+    assert!(sends(&app.handle(conversation(companion, 0))).is_empty());
     app
 }
 
@@ -37,9 +102,9 @@ fn the_designs_conversation() {
     let shown = app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     assert_eq!(texts(&shown), ["💬 Companion: Connected to Nick2"]);
     let typed = app.handle(Event::Line("Sup".into()));
-    assert_eq!(sends(&typed), [Frame::Message("Sup".into())]);
+    assert_eq!(sends(&typed), [sent(1, "Sup")]);
     assert_eq!(typed.last(), Some(&Effect::Prompt(Prompt::Message)));
-    let shown = app.handle(Event::Frame(Frame::Message("Hi:>".into())));
+    let shown = app.handle(incoming(1, 1, "Hi:>"));
     assert_eq!(texts(&shown), ["💬 Companion: Hi:>"]);
 }
 
@@ -115,7 +180,15 @@ fn end_of_input_with_held_messages_waits_for_a_companion() {
     app.handle(Event::Line("early".into()));
     let effects = app.handle(Event::InputEnded);
     assert!(sends(&effects).is_empty());
+    assert!(texts(&effects)[0].starts_with("⏳ End of input: staying until a companion joins"));
+    // Paired: now wait (bounded) for the held message's ack, then say goodbye.
     let effects = app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    assert!(sends(&effects).is_empty());
+    assert_eq!(effects.last(), Some(&Effect::WaitForAcks));
+    let effects = app.handle(Event::Frame(Frame::Ack {
+        count: 1,
+        first_seq: 1,
+    }));
     assert_eq!(sends(&effects), [Frame::Bye]);
     assert_eq!(effects.last(), Some(&Effect::Close { code: 0 }));
 }
@@ -157,7 +230,7 @@ fn empty_and_oversized_lines_are_not_sent() {
     let mut app = App::new(8, None, false);
     app.start();
     app.handle(Event::Line("Nick1".into()));
-    app.handle(Event::Frame(Frame::NickOk("Nick1".into())));
+    app.handle(nick_ok("Nick1"));
     assert!(sends(&app.handle(Event::Line("   ".into()))).is_empty());
     let effects = app.handle(Event::Line("123456789".into()));
     assert!(sends(&effects).is_empty());
@@ -176,6 +249,10 @@ fn server_going_away_exits_non_zero() {
     assert_eq!(effects.last(), Some(&Effect::Close { code: 1 }));
     let mut app = logged_in("Nick1");
     let effects = app.handle(Event::Frame(Frame::Shutdown("bye".into())));
+    assert_eq!(
+        texts(&effects),
+        ["🛑 The chat server is shutting down (bye)"]
+    );
     assert_eq!(effects.last(), Some(&Effect::Close { code: 1 }));
 }
 
@@ -191,7 +268,7 @@ fn pings_are_answered() {
 #[test]
 fn terminal_escapes_from_the_network_are_defused() {
     let mut app = logged_in("Nick1");
-    let shown = app.handle(Event::Frame(Frame::Message("\u{1b}[2Jhi\nthere".into())));
+    let shown = app.handle(incoming(1, 1, "\u{1b}[2Jhi\nthere"));
     assert_eq!(texts(&shown), ["💬 Companion: \u{FFFD}[2Jhi↵there"]);
 }
 
@@ -214,7 +291,7 @@ fn to_asks_for_the_companion_before_the_nickname() {
             Effect::Send(Frame::Nick("Nick1".into()))
         ]
     );
-    app.handle(Event::Frame(Frame::NickOk("Nick1".into())));
+    app.handle(nick_ok("Nick1"));
     let shown = texts(&app.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
     assert!(shown[0].starts_with("⏳ Waiting for Nick2 to be free"));
     let mut bad = App::new(100, None, true).with_companion(Some("two words".into()));

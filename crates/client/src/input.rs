@@ -1,5 +1,7 @@
 //! What a typed line means: a command or a message. Pure; no terminal, no network.
 
+use crate::history::{DEFAULT_PAGE, MAX_PAGE};
+
 /// One line of user input, interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -11,6 +13,8 @@ pub enum Input {
     Command(Command),
     /// `/something` that is not a command.
     Unknown(String),
+    /// A command with arguments it does not take; the text is its usage.
+    Usage(String),
 }
 
 /// A client command, as listed by `/help`.
@@ -24,6 +28,8 @@ pub enum Command {
     Who,
     /// Chat with this nickname (`None`: with whoever comes next).
     Chat(Option<String>),
+    /// Show this many messages from before the oldest one shown.
+    History(u32),
 }
 
 /// Every command with its arguments and one-line help, in the order `/help` shows them.
@@ -42,6 +48,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "/chat",
         "NAME",
         "chat with NAME (waits until they are free); /chat alone: anyone",
+    ),
+    (
+        "/history",
+        "[N]",
+        "show N earlier messages of this conversation (default 20)",
     ),
     ("/help", "", "show this list"),
 ];
@@ -74,11 +85,25 @@ pub fn parse_line(line: &str) -> Input {
             "/help" => Command::Help,
             "/who" => Command::Who,
             "/chat" => Command::Chat(argument),
+            "/history" => match history_page(argument.as_deref()) {
+                Some(n) => Command::History(n),
+                None => {
+                    return Input::Usage(format!("/history [N], N a number from 1 to {MAX_PAGE}"))
+                }
+            },
             _ => return Input::Unknown(word.to_owned()),
         };
         return Input::Command(command);
     }
     Input::Message(line.to_owned())
+}
+
+/// The `N` of `/history [N]`, if it is one.
+fn history_page(argument: Option<&str>) -> Option<u32> {
+    match argument {
+        None => Some(DEFAULT_PAGE),
+        Some(text) => text.parse().ok().filter(|n| (1..=MAX_PAGE).contains(n)),
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +143,23 @@ mod tests {
             Input::Command(Command::Chat(Some("two words".into())))
         );
         assert_eq!(parse_line("/nope x"), Input::Unknown("/nope".into()));
+    }
+
+    #[test]
+    fn history_takes_an_optional_count() {
+        assert_eq!(parse_line("/history"), Input::Command(Command::History(20)));
+        assert_eq!(
+            parse_line("/HISTORY 50"),
+            Input::Command(Command::History(50))
+        );
+        for bad in [
+            "/history 0",
+            "/history lots",
+            "/history 1001",
+            "/history 5 6",
+        ] {
+            assert!(matches!(parse_line(bad), Input::Usage(_)), "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The connection to the relay: connect, handshake, a reader task that turns bytes into events
-//! and a writer task that batches frames onto the socket. Nothing here knows about the terminal.
+//! and a writer task that batches frames onto the socket. Nothing here knows about the terminal,
+//! and nothing here keeps frames for later: after a broken connection the app's queue of
+//! unacknowledged messages says what to send again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -7,12 +9,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2pchat_proto::{
-    decode, encode, encode_to_bytes, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, PROTOCOL_VERSION,
+    decode, encode, encode_to_bytes, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, FEATURE_HISTORY,
+    PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
 use tracing::debug;
 
 /// How long connecting and the handshake may take before the client gives up.
@@ -30,6 +34,8 @@ pub struct Welcome {
     pub heartbeat: Duration,
     /// The relay's name and version.
     pub server: String,
+    /// Whether the relay stores history and acknowledges only what is on disk.
+    pub stored_history: bool,
 }
 
 /// What the reader task reports.
@@ -79,7 +85,7 @@ pub struct Connection {
 async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), ConnectError> {
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
-        features: 0,
+        features: FEATURE_HISTORY,
         client: format!("p2pchat {}", env!("CARGO_PKG_VERSION")),
     };
     stream.write_all(&encode_to_bytes(&hello)).await?;
@@ -94,12 +100,14 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
                         max_message,
                         heartbeat_ms,
                         server,
+                        features,
                         ..
                     } => {
                         let welcome = Welcome {
                             max_message,
                             heartbeat: Duration::from_millis(u64::from(heartbeat_ms.max(300))),
                             server,
+                            stored_history: features & FEATURE_HISTORY != 0,
                         };
                         let max_frame = max_frame_len(max_message);
                         let connection = Connection {
@@ -134,18 +142,42 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
 }
 
 impl Connection {
-    /// Starts the reader and writer tasks.
-    pub fn start(self, events: mpsc::Sender<NetEvent>) -> Outgoing {
+    /// Starts the reader and writer tasks; both report the connection's end on `events`.
+    pub fn start(self, events: mpsc::Sender<NetEvent>) -> Tasks {
         let (reader, writer) = self.stream.into_split();
-        tokio::spawn(read_frames(reader, self.leftover, self.max_frame, events));
+        let reading = tokio::spawn(read_frames(
+            reader,
+            self.leftover,
+            self.max_frame,
+            events.clone(),
+        ));
         let (tx, rx) = mpsc::unbounded_channel();
         let outgoing = Outgoing {
             tx,
             backlog: Arc::new(AtomicUsize::new(0)),
             room: Arc::new(Notify::new()),
         };
-        tokio::spawn(write_frames(writer, rx, outgoing.clone()));
-        outgoing
+        let writing = tokio::spawn(write_frames(writer, rx, outgoing.clone(), events));
+        Tasks {
+            outgoing,
+            handles: [reading.abort_handle(), writing.abort_handle()],
+        }
+    }
+}
+
+/// A started connection: its sending handle, and its tasks, stopped when this is dropped (a
+/// connection given up for a new one must not linger half-open).
+pub struct Tasks {
+    /// Where frames for the relay go.
+    pub outgoing: Outgoing,
+    handles: [AbortHandle; 2],
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for handle in &self.handles {
+            handle.abort();
+        }
     }
 }
 
@@ -191,6 +223,7 @@ async fn write_frames(
     mut socket: OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Item>,
     outgoing: Outgoing,
+    events: mpsc::Sender<NetEvent>,
 ) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     let mut finish = false;
@@ -211,7 +244,11 @@ async fn write_frames(
             }
         }
         if let Err(err) = socket.write_all(&out).await {
+            // Say so at once: the reader may not notice a dead peer for a heartbeat interval,
+            // and the app re-sends whatever was not acknowledged on the next connection.
             debug!("write failed: {err}");
+            let why = format!("could not send to the server: {}", describe_io_error(&err));
+            let _ = events.send(NetEvent::Closed(why)).await;
             return;
         }
         out.clear();

@@ -120,6 +120,7 @@ impl Ui {
         match line.style {
             Style::Plain => line.text.clone(),
             Style::Companion => line.text.cyan().to_string(),
+            Style::Earlier => line.text.dimmed().to_string(),
             Style::Notice => line.text.yellow().to_string(),
             Style::Error => line.text.red().bold().to_string(),
         }

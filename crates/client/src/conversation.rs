@@ -1,0 +1,283 @@
+//! The conversation half of `App`: the relay's news about companions, joining a conversation
+//! (and what to re-send on resume), showing the companion's messages once each, acks and
+//! receipts, and history pages. Pure, like the rest of `App`.
+
+use p2pchat_proto::{fold_nick, ChatMessage, ConversationInfo, EarlierMessage, Frame, LeftReason};
+
+use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, Style};
+use crate::history::{stamp, Busy, Page};
+
+impl App {
+    /// `Paired`, `WaitingFor` or `Conversation` named `nick`: a different companion starts a
+    /// different conversation, with ids and receipts of its own.
+    pub(super) fn set_companion(&mut self, nick: &str, present: bool) -> Vec<Effect> {
+        let key = fold_nick(nick);
+        let mut effects = Vec::new();
+        if self.partner.as_deref() != Some(key.as_str()) {
+            effects = self.receipt_lines();
+            self.inbox.reset();
+            self.receipts.reset();
+            self.partner = Some(key);
+        }
+        self.companion = Some(nick.to_owned());
+        self.present = present;
+        effects
+    }
+
+    /// Moves to `phase` unless the client is on its way out (news about the conversation must
+    /// not undo leaving: the acknowledgements it waits for may come after such news).
+    fn enter_phase(&mut self, phase: Phase) {
+        if !matches!(self.phase, Phase::Draining | Phase::Leaving) {
+            self.phase = phase;
+        }
+    }
+
+    pub(super) fn on_waiting(&mut self) -> Vec<Effect> {
+        self.enter_phase(Phase::Waiting);
+        self.lost_companion = None;
+        self.companion = None;
+        self.present = false;
+        let mut effects = vec![show(
+            Style::Notice,
+            "⏳ Waiting for a companion to join... Messages you send now are held and delivered when they arrive.",
+        )];
+        // Resumed without the companion asked for: the relay kept nothing of ours.
+        if self.link == Link::Up && self.resync.take().is_some() {
+            effects.extend(self.send_unsent());
+        }
+        effects
+    }
+
+    pub(super) fn on_paired(&mut self, nick: &str) -> Vec<Effect> {
+        self.enter_phase(Phase::Chatting);
+        self.lost_companion = None;
+        let mut effects = self.set_companion(nick, true);
+        let nick = printable(nick);
+        effects.push(show(
+            Style::Companion,
+            format!("💬 Companion: Connected to {nick}"),
+        ));
+        if self.held > 0 {
+            effects.push(show(
+                Style::Notice,
+                format!("📨 The messages you sent while waiting were delivered to {nick}"),
+            ));
+            self.held = 0;
+        }
+        effects
+    }
+
+    pub(super) fn on_waiting_for(&mut self, nick: &str) -> Vec<Effect> {
+        self.enter_phase(Phase::Waiting);
+        let returning = self.lost_companion.take() == Some(fold_nick(nick));
+        let effects = self.set_companion(nick, false);
+        let nick = printable(nick);
+        let text = match (returning, self.stored_history) {
+            (false, _) => format!(
+                "⏳ Waiting for {nick} to be free... Messages you send now are held and delivered when you are connected."
+            ),
+            (true, true) => format!(
+                "⏳ Waiting for {nick} to come back... Messages you send now are stored and delivered when they return."
+            ),
+            (true, false) => format!(
+                "⏳ Waiting for {nick} to come back... This server keeps no history: messages you send now are not kept for them."
+            ),
+        };
+        [effects, vec![show(Style::Notice, text)]].concat()
+    }
+
+    pub(super) fn on_left(&mut self, reason: LeftReason, nick: &str) -> Vec<Effect> {
+        self.enter_phase(Phase::Waiting);
+        self.present = false;
+        let how = match reason {
+            LeftReason::Quit => String::new(),
+            other => {
+                self.lost_companion = Some(fold_nick(nick));
+                format!(" ({})", other.describe())
+            }
+        };
+        vec![show(
+            Style::Notice,
+            format!("👋 {} left the chat{how}", printable(nick)),
+        )]
+    }
+
+    pub(super) fn on_conversation(&mut self, info: ConversationInfo) -> Vec<Effect> {
+        let mut effects = self.set_companion(&info.companion, self.present);
+        self.inbox.joined(info.read_through);
+        self.receipts.delivered_through(info.their_read_through);
+        if self.link == Link::Up && self.resync == Some(Resync::AtConversation) {
+            self.resync = None;
+            // Everything through the last message the relay holds from us is stored; the rest
+            // goes again, in order, with the same ids.
+            if info.last_from_you > 0 {
+                let dropped = self.outbox.drop_through(&info.last_id_from_you);
+                self.receipts
+                    .stored_through(info.last_from_you, dropped as u64);
+            }
+            effects.extend(self.send_unsent());
+        }
+        let key = fold_nick(&info.companion);
+        if let Some(request) = self.history.joined(&key, info.read_through) {
+            effects.push(Effect::Send(request));
+        }
+        effects
+    }
+
+    pub(super) fn on_message(&mut self, message: ChatMessage) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for message in self.history.hold_back(message) {
+            effects.extend(self.show_message(message));
+        }
+        effects
+    }
+
+    /// Shows a companion's message unless its id was shown already.
+    pub(super) fn show_message(&mut self, message: ChatMessage) -> Vec<Effect> {
+        if !self.inbox.accept(message.seq, message.id) {
+            return Vec::new();
+        }
+        self.history.shown(message.seq);
+        vec![show(
+            Style::Companion,
+            format!("💬 Companion: {}", printable(&message.text)),
+        )]
+    }
+
+    pub(super) fn on_ack(&mut self, count: u32, first_seq: u64) -> Vec<Effect> {
+        let stored = self.outbox.ack(count);
+        self.receipts.stored(first_seq, stored as u64);
+        if self.phase == Phase::Draining && self.outbox.is_empty() {
+            return self.finish_leaving(0);
+        }
+        Vec::new()
+    }
+
+    /// The end of a batch of frames: the receipts it brought, and how far we have received.
+    pub(super) fn on_drained(&mut self) -> Vec<Effect> {
+        let mut effects = self.receipt_lines();
+        if self.link == Link::Up && self.nick.is_some() {
+            if let Some(seq) = self.inbox.take_report() {
+                effects.push(Effect::Send(Frame::Received(seq)));
+            }
+        }
+        effects
+    }
+
+    pub(super) fn receipt_lines(&mut self) -> Vec<Effect> {
+        let companion = self.companion.as_deref().map(printable);
+        self.receipts
+            .take_lines(companion.as_deref(), !self.present, self.stored_history)
+            .into_iter()
+            .map(|line| show(Style::Notice, line))
+            .collect()
+    }
+
+    pub(super) fn more_history(&mut self, n: u32) -> Vec<Effect> {
+        if self.partner.is_none() {
+            return vec![show(
+                Style::Error,
+                "❌ No conversation yet: /history works once you chat with someone",
+            )];
+        }
+        if self.link != Link::Up {
+            return vec![not_connected()];
+        }
+        match self.history.more(n) {
+            Ok(request) => vec![Effect::Send(request)],
+            Err(Busy) => vec![show(
+                Style::Notice,
+                "⏳ Earlier messages are still on their way",
+            )],
+        }
+    }
+
+    /// Prints a history answer: a header and the earlier messages; then, in sequence order, the
+    /// companion's messages that arrived meanwhile or were missed (shown as new, once each) and
+    /// the user's own messages sent since the last one that was on the screen.
+    pub(super) fn print_page(&mut self, page: Page) -> Vec<Effect> {
+        let nick = printable(self.companion.as_deref().unwrap_or("your companion"));
+        let (before, after): (Vec<_>, Vec<_>) = page
+            .earlier
+            .into_iter()
+            .partition(|message| message.seq <= page.split);
+        let mut effects = Vec::new();
+        if before.is_empty() && !after.iter().any(|message| message.mine) {
+            if page.paging {
+                effects.push(show(
+                    Style::Notice,
+                    format!("📜 No earlier messages with {nick}"),
+                ));
+            }
+        } else {
+            let more = if page.more {
+                " (/history shows more)"
+            } else {
+                ""
+            };
+            effects.push(show(
+                Style::Notice,
+                format!("📜 Earlier messages with {nick}{more}:"),
+            ));
+        }
+        for message in before {
+            effects.push(self.earlier_line(&message, &nick));
+        }
+        let mut rest: Vec<Later> = after
+            .into_iter()
+            .map(|message| match message.mine {
+                true => Later::Mine(message),
+                false => Later::Theirs(ChatMessage {
+                    seq: message.seq,
+                    sent_ms: message.sent_ms,
+                    id: message.id,
+                    text: message.text,
+                }),
+            })
+            .chain(page.held_back.into_iter().map(Later::Theirs))
+            .collect();
+        // Stable: a missed message and its live copy keep their order, and the copy is dropped.
+        rest.sort_by_key(Later::seq);
+        for later in rest {
+            match later {
+                Later::Mine(message) => effects.push(self.earlier_line(&message, &nick)),
+                Later::Theirs(message) => effects.extend(self.show_message(message)),
+            }
+        }
+        effects
+    }
+
+    /// `📜 [2026-11-25 16:40] Nick2: text`
+    fn earlier_line(&mut self, message: &EarlierMessage, nick: &str) -> Effect {
+        let who = if message.mine {
+            "You"
+        } else {
+            // A copy of it arriving live later is a duplicate.
+            self.inbox.remember(message.id);
+            nick
+        };
+        show(
+            Style::Earlier,
+            format!(
+                "📜 {} {who}: {}",
+                stamp(message.sent_ms, self.local_time),
+                printable(&message.text)
+            ),
+        )
+    }
+}
+
+/// A message of an opening history page that comes after what the user had seen.
+enum Later {
+    Mine(EarlierMessage),
+    Theirs(ChatMessage),
+}
+
+impl Later {
+    fn seq(&self) -> u64 {
+        match self {
+            Self::Mine(message) => message.seq,
+            Self::Theirs(message) => message.seq,
+        }
+    }
+}
