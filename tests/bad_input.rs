@@ -5,8 +5,8 @@ mod support;
 
 use std::io::Write;
 
-use p2pchat_proto::{encode_to_vec, ErrorCode, Frame, LeftReason};
-use support::{assert_chat_works, Raw, Server};
+use p2pchat_proto::{encode_to_vec, ErrorCode, Frame, LeftReason, PROTOCOL_VERSION};
+use support::{assert_chat_works, msg, text_of, Raw, Server};
 
 /// A server with one healthy conversation already running on it.
 fn server_with_probe(extra: &[&str]) -> (Server, Raw, Raw) {
@@ -56,7 +56,7 @@ fn a_first_frame_other_than_hello_is_refused() {
 }
 
 #[test]
-fn a_newer_client_is_answered_in_version_1() {
+fn a_newer_client_is_answered_in_this_version() {
     let server = Server::start(&[]);
     let mut raw = server.raw();
     raw.send(&Frame::Hello {
@@ -67,7 +67,10 @@ fn a_newer_client_is_answered_in_version_1() {
     match raw.recv() {
         Frame::Welcome {
             version, features, ..
-        } => assert_eq!((version, features), (1, 0)),
+        } => assert_eq!(
+            (version, features),
+            (PROTOCOL_VERSION, p2pchat_proto::FEATURE_HISTORY)
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -123,14 +126,13 @@ fn unknown_type_and_relay_only_frames_are_skipped_with_an_error() {
 fn invalid_utf8_is_refused_and_not_forwarded() {
     let server = Server::start(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
-    a.send_bytes(&[0, 0, 0, 3, 0x07, 0xC3, 0x28]);
+    let mut bad = encode_to_vec(&msg("ab"));
+    let len = bad.len();
+    bad[len - 2..].copy_from_slice(&[0xC3, 0x28]);
+    a.send_bytes(&bad);
     assert_eq!(error_code(&a.recv()), (ErrorCode::InvalidUtf8, false));
-    a.send(&Frame::Message("valid".into()));
-    assert_eq!(
-        b.recv(),
-        Frame::Message("valid".into()),
-        "nothing before it"
-    );
+    a.send(&msg("valid"));
+    assert_eq!(text_of(&b.recv()), Some("valid"), "nothing before it");
     server.expect_log("not valid UTF-8");
 }
 
@@ -138,12 +140,12 @@ fn invalid_utf8_is_refused_and_not_forwarded() {
 fn empty_and_overlong_messages_are_refused() {
     let server = Server::start(&["--max-message", "10"]);
     let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
-    a.send(&Frame::Message(String::new()));
+    a.send(&msg(""));
     assert_eq!(error_code(&a.recv()), (ErrorCode::EmptyMessage, false));
-    a.send(&Frame::Message("x".repeat(11)));
+    a.send(&msg(&"x".repeat(11)));
     assert_eq!(error_code(&a.recv()), (ErrorCode::FrameTooLarge, false));
-    a.send(&Frame::Message("x".repeat(10)));
-    assert_eq!(b.recv(), Frame::Message("x".repeat(10)));
+    a.send(&msg(&"x".repeat(10)));
+    assert_eq!(b.recv_text(), "x".repeat(10));
 }
 
 #[test]
@@ -151,10 +153,10 @@ fn a_message_before_the_nickname_is_refused() {
     let server = Server::start(&[]);
     let mut raw = server.raw();
     raw.hello();
-    raw.send(&Frame::Message("too soon".into()));
+    raw.send(&msg("too soon"));
     assert_eq!(error_code(&raw.recv()), (ErrorCode::NotLoggedIn, false));
     raw.send(&Frame::Nick("Patient".into()));
-    assert_eq!(raw.recv(), Frame::NickOk("Patient".into()));
+    assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Patient"));
 }
 
 #[test]
@@ -186,7 +188,7 @@ fn bad_nicknames_get_reasons_and_a_retry() {
         }
     }
     raw.send(&Frame::Nick("Finally".into()));
-    assert_eq!(raw.recv(), Frame::NickOk("Finally".into()));
+    assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Finally"));
     server.expect_log("🚫 Client 3 nickname \"probea\" rejected");
     assert_chat_works(&mut a, &mut b, "after bad nicknames");
 }
@@ -208,7 +210,7 @@ fn a_silent_connection_is_timed_out_at_login() {
 fn a_client_killed_mid_frame_is_a_lost_connection() {
     let server = Server::start(&[]);
     let (a, mut b) = Raw::pair(server.port, "Cut", "Left");
-    let frame = encode_to_vec(&Frame::Message("never finished".into()));
+    let frame = encode_to_vec(&msg("never finished"));
     let mut stream = a.stream;
     stream.write_all(&frame[..7]).expect("half a frame");
     drop(stream);
@@ -219,26 +221,27 @@ fn a_client_killed_mid_frame_is_a_lost_connection() {
             nick: "Cut".into()
         }
     );
-    assert_eq!(b.recv(), Frame::Waiting);
+    // The relay keeps their conversation: Left waits for Cut to come back.
+    assert_eq!(b.recv(), Frame::WaitingFor("Cut".into()));
     server.expect_log("🔴 Client 1 (Cut) connection lost in the middle of a frame");
 }
 
 #[test]
 fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
-    let server = Server::start(&["--max-held", "40"]);
+    let server = Server::start(&["--max-held", "100"]);
     let (mut a, waiting) = Raw::login(server.port, "Hoarder");
     assert_eq!(waiting, Frame::Waiting);
-    // Each 10-byte message is a 15-byte frame: two fit in 40 bytes, the third does not.
+    // Each 10-byte message is a 47-byte frame: two fit in 100 bytes, the third does not.
     for i in 0..3 {
-        a.send(&Frame::Message(format!("held {i:05}")));
+        a.send(&msg(&format!("held {i:05}")));
     }
     assert_eq!(error_code(&a.recv()), (ErrorCode::HeldFull, false));
     let (mut b, paired) = Raw::login(server.port, "Finder");
     assert_eq!(paired, Frame::Paired("Hoarder".into()));
-    assert_eq!(b.recv(), Frame::Message("held 00000".into()));
-    assert_eq!(b.recv(), Frame::Message("held 00001".into()));
-    a.send(&Frame::Message("live".into()));
-    assert_eq!(b.recv(), Frame::Message("live".into()));
+    assert_eq!(b.recv_text(), "held 00000");
+    assert_eq!(b.recv_text(), "held 00001");
+    a.send(&msg("live"));
+    assert_eq!(b.recv_text(), "live");
 }
 
 #[test]
@@ -258,8 +261,9 @@ fn who_and_chat_with_on_the_raw_protocol() {
     );
     raw.send(&Frame::ChatWith("Friend".into()));
     raw.send(&Frame::Nick("Me".into()));
-    assert_eq!(raw.recv(), Frame::NickOk("Me".into()));
+    assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Me"));
     assert_eq!(raw.recv(), Frame::WaitingFor("Friend".into()));
+    raw.expect_conversation();
     raw.send(&Frame::ChatWith("me".into()));
     let refused = raw.recv();
     assert_eq!(error_code(&refused), (ErrorCode::NickInvalid, false));

@@ -12,7 +12,9 @@ use support::{assert_chat_works, Client, Raw, Server, WAIT};
 
 #[test]
 fn a_killed_client_is_noticed_at_once() {
-    let server = Server::start(&[]);
+    // Without history the survivor goes back to arrival order; with it, it waits for the one
+    // who vanished (tests/history.rs).
+    let server = Server::start(&["--no-history"]);
     let (mut a, b) = server.pair("Doomed", "Survivor");
     support::signal(&a.child, "KILL");
     let _ = a.wait_exit();
@@ -75,7 +77,7 @@ fn real_clients_keep_a_short_heartbeat_alive() {
 fn server_sigint_tells_everyone_and_exits_zero() {
     for signal in ["INT", "TERM"] {
         let mut server = Server::start(&[]);
-        let (mut a, mut b) = server.pair("One", "Two");
+        let (mut a, mut b) = server.pair_with("One", "Two", &["--retry-for", "0s"]);
         let mut raw = server.raw();
         raw.hello();
         server.signal(signal);
@@ -111,7 +113,7 @@ fn unreachable_server_is_one_clear_sentence_and_non_zero() {
 #[test]
 fn server_vanishing_mid_chat_is_reported() {
     let server = Server::start(&[]);
-    let (mut a, _b) = server.pair("Left", "Behind");
+    let (mut a, _b) = server.pair_with("Left", "Behind", &["--retry-for", "0s"]);
     let mut server = server;
     support::signal(&server.child, "KILL");
     let _ = server.wait_exit();
@@ -133,7 +135,7 @@ fn a_relay_gone_silent_is_detected_by_the_client() {
             got.extend_from_slice(&buf[..n]);
         }
         let welcome = Frame::Welcome {
-            version: 1,
+            version: p2pchat_proto::PROTOCOL_VERSION,
             features: 0,
             max_message: 1024,
             heartbeat_ms: 600,
@@ -148,7 +150,7 @@ fn a_relay_gone_silent_is_detected_by_the_client() {
             }
         }
     });
-    let mut client = Client::start(port, &["--nick", "Patient"]);
+    let mut client = Client::start(port, &["--nick", "Patient", "--retry-for", "0s"]);
     client.expect("❌ Lost connection to the chat server: the server stopped answering");
     assert_eq!(client.wait_exit().code(), Some(1));
     drop(client);

@@ -29,7 +29,7 @@ fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
         let sent = sent.clone();
         let mut batch = Vec::new();
         while batch.len() < 64 * 1024 {
-            batch.extend(encode_to_vec(&Frame::Message("x".repeat(1000))));
+            batch.extend(encode_to_vec(&support::msg(&"x".repeat(1000))));
         }
         std::thread::spawn(move || {
             while sent.load(Ordering::Relaxed) < 1 << 30 {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use p2pchat_proto::{decode, encode_to_vec, Frame, PROTOCOL_VERSION};
+use p2pchat_proto::{decode, encode_to_vec, ChatMessage, Frame, PROTOCOL_VERSION};
 
 /// How long any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -101,32 +101,96 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -s {name} failed");
 }
 
-/// A relay started as `p2pchat server 127.0.0.1 0 EXTRA...`.
+/// A chat message as a client sends it: a fresh random id, no sequence number or time yet.
+pub fn msg(text: &str) -> Frame {
+    let mut id = [0; 16];
+    getrandom::fill(&mut id).expect("random id");
+    Frame::Message(ChatMessage {
+        seq: 0,
+        sent_ms: 0,
+        id,
+        text: text.into(),
+    })
+}
+
+/// The text of a `Message` frame.
+pub fn text_of(frame: &Frame) -> Option<&str> {
+    match frame {
+        Frame::Message(message) => Some(&message.text),
+        _ => None,
+    }
+}
+
+/// A relay started as `p2pchat server 127.0.0.1 0 EXTRA...`, keeping its history in a
+/// temporary directory of its own unless `EXTRA` says otherwise.
 pub struct Server {
     pub child: Child,
     pub port: u16,
     log: Lines,
+    extra: Vec<String>,
+    data: Option<Arc<tempfile::TempDir>>,
 }
 
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
+        let data = Self::own_data_dir(extra);
         let mut command = Command::new(binary());
         command.args(["server", "127.0.0.1", "0"]).args(extra);
-        Self::spawn(command)
+        Self::with_data(&mut command, &data);
+        Self::spawn(command, extra, data)
     }
 
     /// Starts the server with a hard and soft open-files limit of `files` (through prlimit).
     pub fn start_with_open_files(files: u32, extra: &[&str]) -> Self {
+        let data = Self::own_data_dir(extra);
         let mut command = Command::new("prlimit");
         command
             .arg(format!("--nofile={files}:{files}"))
             .arg(binary())
             .args(["server", "127.0.0.1", "0"])
             .args(extra);
-        Self::spawn(command)
+        Self::with_data(&mut command, &data);
+        Self::spawn(command, extra, data)
     }
 
-    fn spawn(mut command: Command) -> Self {
+    fn own_data_dir(extra: &[&str]) -> Option<Arc<tempfile::TempDir>> {
+        let chosen = extra
+            .iter()
+            .any(|a| *a == "--no-history" || *a == "--data-dir");
+        (!chosen).then(|| Arc::new(tempfile::tempdir().expect("temporary data dir")))
+    }
+
+    fn with_data(command: &mut Command, data: &Option<Arc<tempfile::TempDir>>) {
+        if let Some(dir) = data {
+            command.arg("--data-dir").arg(dir.path());
+        }
+    }
+
+    /// The data directory the server keeps its history in, when the harness chose it.
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data.as_deref().map(tempfile::TempDir::path)
+    }
+
+    /// Kills the server with SIGKILL (no goodbye to anyone) and waits for it to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, data directory and options.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut command = Command::new(binary());
+        command
+            .args(["server", "127.0.0.1", &self.port.to_string()])
+            .args(&self.extra);
+        Self::with_data(&mut command, &self.data);
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        *self = Self::spawn(command, &extra, self.data.clone());
+    }
+
+    fn spawn(mut command: Command, extra: &[&str], data: Option<Arc<tempfile::TempDir>>) -> Self {
         let mut child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -141,7 +205,13 @@ impl Server {
             .next()
             .and_then(|port| port.trim().parse().ok())
             .unwrap_or_else(|| panic!("no port in {started:?}"));
-        Self { child, port, log }
+        Self {
+            child,
+            port,
+            log,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+            data,
+        }
     }
 
     /// Waits for a log line containing `needle` and returns it.
@@ -174,16 +244,26 @@ impl Server {
 
     /// A scripted client that has logged in as `nick`.
     pub fn client(&self, nick: &str) -> Client {
-        let client = Client::start(self.port, &[]);
+        self.client_with(nick, &[])
+    }
+
+    /// A scripted client started with `extra` options that has logged in as `nick`.
+    pub fn client_with(&self, nick: &str, extra: &[&str]) -> Client {
+        let client = Client::start(self.port, extra);
         client.say(nick);
         client
     }
 
     /// Two scripted clients paired with each other (the first must be the only one waiting).
     pub fn pair(&self, first: &str, second: &str) -> (Client, Client) {
-        let a = self.client(first);
+        self.pair_with(first, second, &[])
+    }
+
+    /// `pair`, with `extra` client options.
+    pub fn pair_with(&self, first: &str, second: &str, extra: &[&str]) -> (Client, Client) {
+        let a = self.client_with(first, extra);
         a.expect("Waiting for a companion");
-        let b = self.client(second);
+        let b = self.client_with(second, extra);
         b.expect(&format!("Connected to {first}"));
         a.expect(&format!("Connected to {second}"));
         (a, b)
@@ -204,7 +284,7 @@ impl Drop for Server {
 /// `p2pchat client 127.0.0.1 PORT` in scripting mode (stdin and stdout are pipes).
 pub struct Client {
     pub child: Child,
-    stdin: Mutex<Option<ChildStdin>>,
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
     out: Lines,
 }
 
@@ -220,7 +300,7 @@ impl Client {
             .spawn()
             .expect("start client");
         let out = Lines::spawn(child.stdout.take().expect("stdout"));
-        let stdin = Mutex::new(child.stdin.take());
+        let stdin = Arc::new(Mutex::new(child.stdin.take()));
         Self { child, stdin, out }
     }
 
@@ -238,6 +318,50 @@ impl Client {
         let pipe = stdin.as_mut().expect("stdin still open");
         pipe.write_all(bytes).expect("write to client");
         pipe.flush().expect("flush client stdin");
+    }
+
+    /// Types `lines` from a thread of its own (the client may stop reading input for a while,
+    /// e.g. while it reconnects); the input stays open afterwards.
+    pub fn feed(&self, lines: Vec<String>) -> thread::JoinHandle<()> {
+        let stdin = self.stdin.clone();
+        thread::spawn(move || {
+            for line in &lines {
+                let mut stdin = stdin.lock().unwrap();
+                let Some(pipe) = stdin.as_mut() else { return };
+                if writeln!(pipe, "{line}")
+                    .and_then(|()| pipe.flush())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Lines printed so far that start with `prefix`, without it.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<String> {
+        self.out
+            .all()
+            .into_iter()
+            .filter_map(|line| line.strip_prefix(prefix).map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until at least `count` printed lines start with `prefix`; panics after `wait`.
+    pub fn wait_for_count(&self, prefix: &str, count: usize, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let seen = self.lines_starting(prefix).len();
+            if seen >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "client printed {seen} of {count} lines starting with {prefix:?} within {wait:?}; last lines:\n{}",
+                self.out.all().iter().rev().take(30).rev().cloned().collect::<Vec<_>>().join("\n")
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Ends the client's input (like Ctrl+D).
@@ -378,13 +502,35 @@ impl Raw {
     }
 
     /// Handshake and nickname; returns the frame after `NickOk` (`Waiting` or `Paired`).
+    /// After `Paired` or `WaitingFor` the relay's `Conversation` frame is read too.
     pub fn login(port: u16, nick: &str) -> (Self, Frame) {
         let mut raw = Self::connect(port);
         raw.hello();
         raw.send(&Frame::Nick(nick.into()));
-        assert_eq!(raw.recv(), Frame::NickOk(nick.into()));
+        let accepted = raw.recv();
+        assert!(
+            matches!(&accepted, Frame::NickOk { nick: n, .. } if n == nick),
+            "{accepted:?}"
+        );
         let next = raw.recv();
+        if matches!(next, Frame::Paired(_) | Frame::WaitingFor(_)) {
+            raw.expect_conversation();
+        }
         (raw, next)
+    }
+
+    /// Reads the `Conversation` frame that follows `Paired` and `WaitingFor`.
+    pub fn expect_conversation(&mut self) -> p2pchat_proto::ConversationInfo {
+        match self.recv_until(|f| matches!(f, Frame::Conversation(_))) {
+            Frame::Conversation(info) => info,
+            _ => unreachable!(),
+        }
+    }
+
+    /// The text of the next chat message, skipping other frames.
+    pub fn recv_text(&mut self) -> String {
+        let frame = self.recv_until(|f| matches!(f, Frame::Message(_)));
+        text_of(&frame).unwrap_or_default().to_owned()
     }
 
     /// Two raw clients paired with each other.
@@ -394,6 +540,7 @@ impl Raw {
         let (b, paired) = Self::login(port, second);
         assert_eq!(paired, Frame::Paired(first.into()));
         assert_eq!(a.recv(), Frame::Paired(second.into()));
+        a.expect_conversation();
         (a, b)
     }
 }
@@ -438,14 +585,75 @@ impl Drop for KeepAlive {
 pub fn assert_chat_works(a: &mut Raw, b: &mut Raw, tag: &str) {
     let to_b = format!("{tag}: ping from a");
     let to_a = format!("{tag}: pong from b");
-    a.send(&Frame::Message(to_b.clone()));
-    assert_eq!(
-        b.recv_until(|f| matches!(f, Frame::Message(_))),
-        Frame::Message(to_b)
-    );
-    b.send(&Frame::Message(to_a.clone()));
-    assert_eq!(
-        a.recv_until(|f| matches!(f, Frame::Message(_))),
-        Frame::Message(to_a)
-    );
+    a.send(&msg(&to_b));
+    assert_eq!(b.recv_text(), to_b);
+    b.send(&msg(&to_a));
+    assert_eq!(a.recv_text(), to_a);
+}
+
+/// A TCP proxy on loopback between clients and the relay, whose connections a test can cut
+/// (both directions closed at once) without killing any process.
+pub struct Proxy {
+    pub port: u16,
+    live: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(target: u16) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let live: Arc<Mutex<Vec<(TcpStream, TcpStream)>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (conns, stopped) = (live.clone(), stop.clone());
+        thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (
+                        server.try_clone().expect("clone"),
+                        client.try_clone().expect("clone"),
+                    ),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                conns.lock().unwrap().push((client, server));
+            }
+        });
+        Self { port, live, stop }
+    }
+
+    /// Closes every connection going through the proxy, in both directions.
+    pub fn cut(&self) -> usize {
+        let conns = std::mem::take(&mut *self.live.lock().unwrap());
+        for (client, server) in &conns {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            let _ = server.shutdown(std::net::Shutdown::Both);
+        }
+        conns.len()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cut();
+    }
 }

@@ -1,0 +1,297 @@
+//! The delivery guarantees of protocol 2, driven frame by frame with a raw client: sequence
+//! numbers, acknowledgements after storing, receipts, resuming a nickname, history paging, and
+//! the bad inputs around them.
+
+mod support;
+
+use p2pchat_proto::{ErrorCode, Frame, PROTOCOL_VERSION};
+use support::{msg, text_of, Raw, Server};
+
+fn seq_of(frame: &Frame) -> u64 {
+    match frame {
+        Frame::Message(message) => message.seq,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+fn ack(raw: &mut Raw) -> (u32, u64) {
+    match raw.recv_until(|f| matches!(f, Frame::Ack { .. })) {
+        Frame::Ack { count, first_seq } => (count, first_seq),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn both_sides_share_one_increasing_numbering_and_are_acknowledged() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    a.send(&msg("one"));
+    assert_eq!(ack(&mut a), (1, 1));
+    let first = b.recv_until(|f| matches!(f, Frame::Message(_)));
+    assert_eq!((text_of(&first), seq_of(&first)), (Some("one"), 1));
+    b.send(&msg("two"));
+    b.send(&msg("three"));
+    let mut acked = 0;
+    while acked < 2 {
+        let (count, first_seq) = ack(&mut b);
+        assert_eq!(first_seq, 2 + acked);
+        acked += u64::from(count);
+    }
+    let second = a.recv_until(|f| matches!(f, Frame::Message(_)));
+    let third = a.recv_until(|f| matches!(f, Frame::Message(_)));
+    assert_eq!((seq_of(&second), seq_of(&third)), (2, 3));
+    match second {
+        Frame::Message(message) => assert!(message.sent_ms > 1_700_000_000_000),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn received_turns_into_delivered_for_the_sender() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    a.send(&msg("hello"));
+    let seq = seq_of(&b.recv_until(|f| matches!(f, Frame::Message(_))));
+    b.send(&Frame::Received(seq));
+    assert_eq!(
+        a.recv_until(|f| matches!(f, Frame::Delivered(_))),
+        Frame::Delivered(seq)
+    );
+    // Claiming more than exists is clamped, and going backwards is ignored.
+    b.send(&Frame::Received(1_000_000));
+    b.send(&Frame::Received(0));
+    support::assert_chat_works(&mut a, &mut b, "after odd receipts");
+}
+
+#[test]
+fn missed_messages_come_first_when_a_member_returns() {
+    let server = Server::start(&[]);
+    let (mut a, b) = Raw::pair(server.port, "Ann", "Bob");
+    drop(b);
+    assert!(matches!(
+        a.recv_until(|f| matches!(f, Frame::Left { .. })),
+        Frame::Left { .. }
+    ));
+    assert_eq!(
+        a.recv_until(|f| matches!(f, Frame::WaitingFor(_))),
+        Frame::WaitingFor("Bob".into())
+    );
+    a.expect_conversation();
+    for i in 0..50 {
+        a.send(&msg(&format!("while away {i}")));
+    }
+    let mut acked = 0;
+    while acked < 50 {
+        acked += ack(&mut a).0;
+    }
+    let (mut b, paired) = Raw::login(server.port, "Bob");
+    assert_eq!(paired, Frame::Paired("Ann".into()));
+    for i in 0..50 {
+        assert_eq!(b.recv_text(), format!("while away {i}"));
+    }
+    support::assert_chat_works(&mut a, &mut b, "after the return");
+}
+
+#[test]
+fn the_conversation_frame_says_what_the_relay_has_from_you() {
+    let mut server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    let last = msg("remember me");
+    let Frame::Message(ref sent) = last else {
+        unreachable!()
+    };
+    let id = sent.id;
+    a.send(&last);
+    ack(&mut a);
+    let seq = seq_of(&b.recv_until(|f| matches!(f, Frame::Message(_))));
+    b.send(&Frame::Received(seq));
+    a.recv_until(|f| matches!(f, Frame::Delivered(_)));
+    drop((a, b));
+    server.kill9();
+    server.restart();
+    let mut a = Raw::connect(server.port);
+    a.hello();
+    a.send(&Frame::ChatWith("Bob".into()));
+    a.send(&Frame::Nick("Ann".into()));
+    assert!(matches!(a.recv(), Frame::NickOk { .. }));
+    assert_eq!(a.recv(), Frame::WaitingFor("Bob".into()));
+    let info = a.expect_conversation();
+    assert_eq!(info.companion, "Bob");
+    assert_eq!((info.last_seq, info.last_from_you), (seq, seq));
+    assert_eq!(info.last_id_from_you, id);
+    assert_eq!(info.their_read_through, seq);
+}
+
+#[test]
+fn resuming_with_the_token_replaces_the_old_connection() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    let _ = (&mut a, &mut b);
+    // The token came with NickOk; log in again by hand to see it.
+    let mut c = Raw::connect(server.port);
+    c.hello();
+    c.send(&Frame::Nick("Cy".into()));
+    let Frame::NickOk { token, .. } = c.recv() else {
+        panic!("no NickOk")
+    };
+    assert_eq!(c.recv(), Frame::Waiting);
+    // A wrong token is refused; the right one takes over and the old connection is closed.
+    let mut thief = Raw::connect(server.port);
+    thief.hello();
+    thief.send(&Frame::Resume {
+        nick: "Cy".into(),
+        token: [0x42; 16],
+    });
+    assert!(matches!(
+        thief.recv(),
+        Frame::Error {
+            code: ErrorCode::NickTaken,
+            ..
+        }
+    ));
+    let mut again = Raw::connect(server.port);
+    again.hello();
+    again.send(&Frame::Resume {
+        nick: "Cy".into(),
+        token,
+    });
+    assert!(matches!(again.recv(), Frame::NickOk { .. }));
+    assert_eq!(again.recv(), Frame::Waiting);
+    let closing = c.expect_closed();
+    assert!(
+        closing.iter().any(|f| matches!(
+            f,
+            Frame::Error {
+                code: ErrorCode::Replaced,
+                fatal: true,
+                ..
+            }
+        )),
+        "{closing:?}"
+    );
+    support::assert_chat_works(&mut a, &mut b, "others unaffected");
+}
+
+#[test]
+fn history_pages_backwards_and_says_when_there_is_more() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    for i in 1..=30 {
+        a.send(&msg(&format!("m{i}")));
+        assert_eq!(b.recv_text(), format!("m{i}"));
+    }
+    let mut acked = 0;
+    while acked < 30 {
+        acked += ack(&mut a).0;
+    }
+    b.send(&Frame::History {
+        before: 0,
+        limit: 20,
+    });
+    let mut page = Vec::new();
+    let end = loop {
+        match b.recv() {
+            Frame::Earlier(earlier) => page.push(earlier),
+            frame @ Frame::HistoryEnd { .. } => break frame,
+            _ => {}
+        }
+    };
+    assert_eq!(
+        end,
+        Frame::HistoryEnd {
+            count: 20,
+            more: true
+        }
+    );
+    let texts: Vec<String> = page.iter().map(|m| m.text.clone()).collect();
+    let expected: Vec<String> = (11..=30).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    assert!(page.iter().all(|m| !m.mine));
+    b.send(&Frame::History {
+        before: page[0].seq,
+        limit: 20,
+    });
+    let mut older = Vec::new();
+    let end = loop {
+        match b.recv() {
+            Frame::Earlier(earlier) => older.push(earlier.text),
+            frame @ Frame::HistoryEnd { .. } => break frame,
+            _ => {}
+        }
+    };
+    assert_eq!(
+        end,
+        Frame::HistoryEnd {
+            count: 10,
+            more: false
+        }
+    );
+    assert_eq!(older, (1..=10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_delivery_frames_get_an_error_and_break_nothing() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    // A Message too short to hold its seq, time and id.
+    a.send_bytes(&[0, 0, 0, 4, 0x07, b'a', b'b', b'c']);
+    assert!(matches!(
+        a.recv_until(|f| matches!(f, Frame::Error { .. })),
+        Frame::Error {
+            code: ErrorCode::MalformedFrame,
+            fatal: false,
+            ..
+        }
+    ));
+    // Relay-only frames from a client.
+    a.send(&Frame::Ack {
+        count: 1,
+        first_seq: 1,
+    });
+    a.send(&Frame::Delivered(3));
+    for _ in 0..2 {
+        assert!(matches!(
+            a.recv_until(|f| matches!(f, Frame::Error { .. })),
+            Frame::Error {
+                code: ErrorCode::UnexpectedFrame,
+                ..
+            }
+        ));
+    }
+    support::assert_chat_works(&mut a, &mut b, "after bad frames");
+    // A version-1 client is told which version this relay speaks.
+    let mut old = Raw::connect(server.port);
+    old.send(&Frame::Hello {
+        version: PROTOCOL_VERSION - 1,
+        features: 0,
+        client: "old".into(),
+    });
+    assert!(matches!(
+        old.recv(),
+        Frame::Error {
+            code: ErrorCode::UnsupportedVersion,
+            fatal: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn without_history_acks_come_at_once_and_history_is_empty() {
+    let server = Server::start(&["--no-history"]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    a.send(&msg("live only"));
+    assert_eq!(ack(&mut a), (1, 1));
+    assert_eq!(b.recv_text(), "live only");
+    b.send(&Frame::History {
+        before: 0,
+        limit: 20,
+    });
+    assert_eq!(
+        b.recv_until(|f| matches!(f, Frame::HistoryEnd { .. })),
+        Frame::HistoryEnd {
+            count: 0,
+            more: false
+        }
+    );
+}
