@@ -2,7 +2,17 @@
 # Compares the p2pchat relay with the same traffic through a pure byte relay (splice), a direct
 # connection (no server), Redis pub/sub and NATS, on this machine, over loopback only, and prints
 # one table: throughput, latency and many-pairs figures per target, plus p2pchat/splice and
-# p2pchat/nats ratios.
+# p2pchat/nats ratios. The relay keeps history there (--data-dir in a fresh directory), as it
+# does by default.
+#
+# Then two more tables:
+# - history cost: the throughput scenario against the relay with history and with --no-history,
+#   run alternately, and the ratio of the receiver's rates (target: at least 0.90);
+# - durable: the durable scenario (acks only once messages are on disk) against the relay with
+#   history and against Redis Streams (XADD) on a redis-server of its own with
+#   --appendonly yes --appendfsync always: acknowledged msgs/s at 1 and at 1,000 conversations
+#   and ack latency at full load, then ack latency again with both servers paced at 10% of the
+#   relay's peak (targets: 2x Redis Streams; p50 under 1 ms at 10%).
 #
 #   bench/compare.sh                      the comparison (bench defaults: see MESSAGES etc.)
 #   QUICK=1 bench/compare.sh              a quick run with small counts
@@ -13,7 +23,12 @@
 # Environment: MESSAGES (throughput), TRIPS (latency), PAIRS and PER_PAIR (pairs), SIZE (payload
 # bytes), REPEAT (runs per target; the table shows medians), CONNECTIONS, TIMEOUT (seconds per
 # scenario), TARGETS (default
-# "direct splice p2pchat redis nats"), OUT (directory for logs and JSON; default a new
+# "direct splice p2pchat redis nats"), HISTORY_MESSAGES (history-cost throughput runs),
+# DURABLE=0 (skip the history-cost and durable tables), DURABLE_PAIRS (conversation counts,
+# default "1 1000"), DURABLE_MESSAGES (messages per durable run, in all) and DURABLE_MESSAGES_ONE
+# (the same for one conversation, which runs much faster), IN_FLIGHT
+# (unacknowledged messages in all, default 1024), RATE_PERCENT (default 10) and RATE_SECONDS
+# (length of a paced run, default 3), OUT (directory for logs and JSON; default a new
 # /tmp/p2pchat-compare.*), P2PCHAT (the p2pchat binary; default: built here in release),
 # BENCH_BIN (the binary providing `bench` and `bench-splice`; default: P2PCHAT), RELAY_ARGS
 # (extra `p2pchat server` options). Installs redis-server and nats-server with apt-get if
@@ -33,6 +48,8 @@ fi
 
 if [ "${QUICK:-0}" = 1 ]; then
   : "${MESSAGES:=20000}" "${TRIPS:=1000}" "${PAIRS:=100}" "${PER_PAIR:=100}"
+  : "${HISTORY_MESSAGES:=200000}" "${DURABLE_MESSAGES:=20000}" "${DURABLE_MESSAGES_ONE:=200000}"
+  : "${RATE_SECONDS:=1}"
 fi
 if [ "${LONG:-0}" = 1 ]; then
   : "${MESSAGES:=2000000}" "${PER_PAIR:=10000}"
@@ -45,6 +62,14 @@ SIZE=${SIZE:-64}
 TIMEOUT=${TIMEOUT:-120}
 REPEAT=${REPEAT:-1}
 TARGETS=${TARGETS:-direct splice p2pchat redis nats}
+HISTORY_MESSAGES=${HISTORY_MESSAGES:-1000000}
+DURABLE=${DURABLE:-1}
+DURABLE_PAIRS=${DURABLE_PAIRS:-1 1000}
+DURABLE_MESSAGES=${DURABLE_MESSAGES:-200000}
+DURABLE_MESSAGES_ONE=${DURABLE_MESSAGES_ONE:-1000000}
+IN_FLIGHT=${IN_FLIGHT:-1024}
+RATE_PERCENT=${RATE_PERCENT:-10}
+RATE_SECONDS=${RATE_SECONDS:-3}
 OUT=${OUT:-$(mktemp -d /tmp/p2pchat-compare.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -62,7 +87,9 @@ wants() { [[ " $TARGETS " == *" $1 "* ]]; }
 
 have python3 || apt_install python3
 if [ "$mode" = compare ]; then
-  if wants redis && ! have redis-server; then apt_install redis-server; fi
+  if { wants redis || [ "$DURABLE" = 1 ]; } && ! have redis-server; then
+    apt_install redis-server
+  fi
   if wants nats && ! have nats-server; then
     # Debian installs it in /usr/sbin, which may not be on PATH.
     [ -x /usr/sbin/nats-server ] || apt_install nats-server
@@ -77,8 +104,9 @@ if [ -z "${P2PCHAT:-}" ]; then
 fi
 BENCH_BIN=${BENCH_BIN:-$P2PCHAT}
 
-# --- servers: started one at a time, stopped on exit ---
+# --- servers: started one at a time, stopped on exit; their data directories go with them ---
 pids=()
+dirs=()
 cleanup() {
   local pid
   for pid in "${pids[@]}"; do
@@ -88,6 +116,25 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   pids=()
+  if [ ${#dirs[@]} -gt 0 ]; then
+    rm -rf "${dirs[@]}"
+  fi
+  dirs=()
+}
+# Sets data to a fresh, empty directory under $OUT, deleted with the server that uses it.
+new_data_dir() {
+  data=$(mktemp -d "$OUT/data.XXXXXX")
+  dirs+=("$data")
+}
+# launch LOG COMMAND...: starts a server in the background, output to LOG; sets server_pid and
+# records the command in $OUT/commands.txt.
+launch() {
+  local log=$1
+  shift
+  { printf '# server:'; printf ' %q' "$@"; echo; } >>"$OUT/commands.txt"
+  "$@" >"$log" 2>&1 &
+  server_pid=$!
+  pids+=("$server_pid")
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -121,57 +168,76 @@ port_from_log() {
   return 1
 }
 
-# start_server TARGET: sets server_pid and server_port (both empty for direct).
+# start_server KIND: sets server_pid and server_port (both empty for direct). KIND is a target,
+# or p2pchat-nohist (the relay with --no-history) or redis-aof (Redis fsyncing every write).
 start_server() {
   server_pid='' server_port=''
+  local history data
   case $1 in
     direct) return 0 ;;
-    p2pchat)
+    p2pchat | p2pchat-nohist)
+      if [ "$1" = p2pchat ]; then
+        new_data_dir
+        history=(--data-dir "$data")
+      else
+        history=(--no-history)
+      fi
       # Default logging: the port is in the INFO line `🚀 Chat server started on HOST:PORT`.
       # shellcheck disable=SC2086
-      "$P2PCHAT" server 127.0.0.1 0 ${RELAY_ARGS:-} >"$OUT/relay.log" 2>&1 &
-      server_pid=$!
-      pids+=("$server_pid")
-      server_port=$(port_from_log "$OUT/relay.log" 'Chat server started on [^ ]*:[0-9]+')
+      launch "$OUT/$1.log" "$P2PCHAT" server 127.0.0.1 0 "${history[@]}" ${RELAY_ARGS:-}
+      server_port=$(port_from_log "$OUT/$1.log" 'Chat server started on [^ ]*:[0-9]+')
       ;;
     splice)
-      "$BENCH_BIN" bench-splice 127.0.0.1 0 >"$OUT/splice.log" 2>&1 &
-      server_pid=$!
-      pids+=("$server_pid")
+      launch "$OUT/splice.log" "$BENCH_BIN" bench-splice 127.0.0.1 0
       server_port=$(port_from_log "$OUT/splice.log" 'splice relay listening on [^ ]*:[0-9]+')
       ;;
     redis)
       server_port=$(free_port)
       # No pub/sub output limit: by default Redis drops a subscriber more than 32 MB behind,
       # which large SIZE runs reach (p2pchat and NATS slow the sender or buffer instead).
-      redis-server --port "$server_port" --bind 127.0.0.1 --save '' --appendonly no \
-        --protected-mode no --daemonize no --client-output-buffer-limit 'pubsub 0 0 0' \
-        >"$OUT/redis.log" 2>&1 &
-      server_pid=$!
-      pids+=("$server_pid")
+      launch "$OUT/redis.log" redis-server --port "$server_port" --bind 127.0.0.1 --save '' \
+        --appendonly no --protected-mode no --daemonize no \
+        --client-output-buffer-limit 'pubsub 0 0 0'
+      wait_port "$server_port"
+      ;;
+    redis-aof)
+      # Redis Streams as a durable store: every write reaches the disk (fsync) before Redis
+      # answers it; no snapshots.
+      server_port=$(free_port)
+      new_data_dir
+      launch "$OUT/redis-aof.log" redis-server --port "$server_port" --bind 127.0.0.1 \
+        --save '' --appendonly yes --appendfsync always --dir "$data" --protected-mode no \
+        --daemonize no
       wait_port "$server_port"
       ;;
     nats)
       server_port=$(free_port)
-      "$nats_bin" -a 127.0.0.1 -p "$server_port" >"$OUT/nats.log" 2>&1 &
-      server_pid=$!
-      pids+=("$server_pid")
+      launch "$OUT/nats.log" "$nats_bin" -a 127.0.0.1 -p "$server_port"
       wait_port "$server_port"
       ;;
     *) echo "compare: unknown target $1" >&2; return 1 ;;
   esac
 }
 
-# bench TARGET ARGS...: runs the bench against a freshly started server, JSON to stdout.
+# bench KIND ARGS...: runs the bench against a freshly started server of KIND (see
+# start_server), JSON to stdout, each object tagged with "kind" and "set" ($SET, default "main").
+# Every command is recorded in $OUT/commands.txt.
 bench() {
-  local target=$1
+  local kind=$1 target=$1
   shift
-  start_server "$target"
+  case $kind in
+    p2pchat-nohist) target=p2pchat ;;
+    redis-aof) target=redis ;;
+  esac
+  start_server "$kind"
   local where=()
   [ -n "$server_port" ] && where=(--port "$server_port" --server-pid "$server_pid")
+  local command=("$BENCH_BIN" bench --target "$target" "${where[@]}" --json --size "$SIZE"
+    --timeout "$TIMEOUT" "$@")
+  { printf '%q ' "${command[@]}"; echo; } >>"$OUT/commands.txt"
   local status=0
-  "$BENCH_BIN" bench --target "$target" "${where[@]}" --json --size "$SIZE" \
-    --timeout "$TIMEOUT" "$@" 2>>"$OUT/$target.bench.log" || status=$?
+  "${command[@]}" 2>>"$OUT/$kind.bench.log" |
+    sed -u "s/^{/{\"kind\":\"$kind\",\"set\":\"${SET:-main}\",/" || status=$?
   cleanup
   return "$status"
 }
@@ -226,6 +292,62 @@ for run in $(seq "$REPEAT"); do
   done
 done
 
+# --- history cost and durability: see the header ---
+# median_of SET KIND PAIRS FIELD: the median (low) of FIELD over the runs of SET so far.
+median_of() {
+  python3 - "$results" "$@" <<'EOF'
+import json, statistics, sys
+results, set_, kind, pairs, field = sys.argv[1:]
+vals = [d[field] for d in map(json.loads, open(results))
+        if d.get("set") == set_ and d.get("kind") == kind and d.get("pairs") == int(pairs)]
+print(statistics.median_low(vals) if vals else "")
+EOF
+}
+if [ "$DURABLE" = 1 ]; then
+  for run in $(seq "$REPEAT"); do
+    for kind in p2pchat p2pchat-nohist; do
+      echo "compare: run $run/$REPEAT: history cost, $kind (throughput $HISTORY_MESSAGES)" >&2
+      if ! SET=history bench "$kind" throughput --messages "$HISTORY_MESSAGES" >>"$results"; then
+        echo "compare: $kind failed; see $OUT/$kind.bench.log" >&2
+        failed+=("$kind(history)")
+      fi
+    done
+  done
+  for run in $(seq "$REPEAT"); do
+    for pairs in $DURABLE_PAIRS; do
+      count=$DURABLE_MESSAGES
+      [ "$pairs" = 1 ] && count=$DURABLE_MESSAGES_ONE
+      for kind in p2pchat redis-aof; do
+        echo "compare: run $run/$REPEAT: durable, $kind, $pairs conversation(s)" \
+          "($count messages, $IN_FLIGHT in flight)" >&2
+        if ! SET=durable bench "$kind" durable --pairs "$pairs" --messages "$count" \
+          --in-flight "$IN_FLIGHT" >>"$results"; then
+          echo "compare: $kind failed; see $OUT/$kind.bench.log" >&2
+          failed+=("$kind(durable)")
+        fi
+      done
+    done
+  done
+  # Both servers are paced at the same rate: RATE_PERCENT of the relay's median peak.
+  for pairs in $DURABLE_PAIRS; do
+    peak=$(median_of durable p2pchat "$pairs" msgs_per_sec)
+    [ -n "$peak" ] || continue
+    rate=$(python3 -c "print(max(1, round($peak * $RATE_PERCENT / 100)))")
+    count=$(python3 -c "print(max($pairs, round($rate * $RATE_SECONDS)))")
+    for run in $(seq "$REPEAT"); do
+      for kind in p2pchat redis-aof; do
+        echo "compare: run $run/$REPEAT: durable at $rate msgs/s ($RATE_PERCENT% of the" \
+          "relay's peak), $kind, $pairs conversation(s)" >&2
+        if ! SET=paced bench "$kind" durable --pairs "$pairs" --messages "$count" \
+          --in-flight "$IN_FLIGHT" --rate "$rate" >>"$results"; then
+          echo "compare: $kind failed; see $OUT/$kind.bench.log" >&2
+          failed+=("$kind(paced)")
+        fi
+      done
+    done
+  done
+fi
+
 python3 - "$results" "$TARGETS" "$SIZE" <<'EOF'
 import json, sys
 results, targets, size = sys.argv[1], sys.argv[2].split(), sys.argv[3]
@@ -233,7 +355,9 @@ import statistics
 runs = {}
 for line in open(results):
     d = json.loads(line)
-    runs.setdefault((d["scenario"], d["target"]), []).append(d)
+    if d.get("set", "main") != "main":
+        continue
+    runs.setdefault((d["scenario"], d.get("kind", d["target"])), []).append(d)
 # With REPEAT > 1, every figure is the median of the runs (low median for an even count).
 data = {}
 for key, ds in runs.items():
@@ -290,7 +414,7 @@ def fmt(row):
 if repeat > 1:
     print(f"medians of {repeat} runs; ", end="")
 print(f"payload {size} B; CPU in cores used; ratios are p2pchat / other (for msgs/s above 1 is better, "
-      f"for µs, seconds and MiB below 1 is better)")
+      f"for µs, seconds and MiB below 1 is better); the p2pchat relay keeps history (--data-dir)")
 print(fmt(table[0]))
 print("  ".join("-" * w for w in widths))
 for row in table[1:]:
@@ -301,7 +425,101 @@ if notes:
     for note in notes:
         print("note:", note)
 EOF
-echo "compare: JSON results and logs in $OUT" >&2
+if [ "$DURABLE" = 1 ]; then
+  echo
+  python3 - "$results" "$DURABLE_PAIRS" "$SIZE" "$IN_FLIGHT" "$RATE_PERCENT" <<'EOF'
+import json, statistics, sys
+results, pairs_list, size, in_flight, percent = sys.argv[1:]
+pairs_list = [int(p) for p in pairs_list.split()]
+runs = {}
+for d in map(json.loads, open(results)):
+    if d.get("set") in ("history", "durable", "paced"):
+        runs.setdefault((d["set"], d["kind"], d.get("pairs")), []).append(d)
+def get(set_, kind, pairs, field):
+    ds = runs.get((set_, kind, pairs), [])
+    vals = [d[field] for d in ds if isinstance(d.get(field), (int, float))]
+    return statistics.median_low(vals) if vals else None
+def show(v, decimals=0):
+    return "-" if v is None else f"{v:,.{decimals}f}"
+repeat = max((len(ds) for ds in runs.values()), default=0)
+med = f"medians of {repeat} runs; " if repeat > 1 else ""
+
+# History cost: the same throughput scenario with and without history.
+on = get("history", "p2pchat", None, "msgs_per_sec")
+off = get("history", "p2pchat-nohist", None, "msgs_per_sec")
+count = get("history", "p2pchat", None, "messages") or 0
+hist_ratio = on / off if on and off else None
+print(f"history cost ({med}throughput scenario: one conversation, {count:,} messages, "
+      f"the receiver's rate)")
+for label, kind in (("history on (--data-dir)", "p2pchat"), ("--no-history", "p2pchat-nohist")):
+    rate = get("history", kind, None, "msgs_per_sec")
+    cpu = get("history", kind, None, "server_cpu")
+    print(f"  {label:<24} {show(rate):>12} msgs/s   relay CPU {show(cpu, 2)} cores")
+print(f"  {'history / no-history':<24} {show(hist_ratio, 2):>12}          (target: at least 0.90)")
+print()
+
+# Durable: p2pchat against Redis Streams with appendfsync always.
+rows, checks, lagging = [], [], []
+def row(label, set_, pairs, field, decimals):
+    p = get(set_, "p2pchat", pairs, field)
+    r = get(set_, "redis-aof", pairs, field)
+    ratio = p / r if p is not None and r else None
+    rows.append((label, show(p, decimals), show(r, decimals), show(ratio, 2)))
+    return ratio, p, r
+for pairs in pairs_list:
+    ratio, _, _ = row(f"acked msgs/s, {pairs:,} conversation(s)", "durable", pairs, "msgs_per_sec", 0)
+    checks.append((f"acked msgs/s at {pairs:,} conversation(s) at least 2x Redis Streams",
+                   ratio is not None and ratio >= 2, ratio, 2))
+    row("  received msgs/s", "durable", pairs, "recv_per_sec", 0)
+    row("  ack p50 µs, full load", "durable", pairs, "ack_p50_us", 1)
+    row("  ack p99 µs, full load", "durable", pairs, "ack_p99_us", 1)
+    row("  server CPU, full load", "durable", pairs, "server_cpu", 2)
+    row("  bench CPU, full load", "durable", pairs, "bench_cpu", 2)
+    rate = get("paced", "p2pchat", pairs, "rate")
+    if rate:
+        paced = f"at {rate:,} msgs/s"
+        _, p50, _ = row(f"  ack p50 µs, {paced}", "paced", pairs, "ack_p50_us", 1)
+        row(f"  ack p99 µs, {paced}", "paced", pairs, "ack_p99_us", 1)
+        row(f"  acked msgs/s, {paced}", "paced", pairs, "msgs_per_sec", 0)
+        checks.append((f"ack p50 under 1 ms at {percent}% of the peak ({rate:,} msgs/s), "
+                       f"{pairs:,} conversation(s), in µs", p50 is not None and p50 < 1000, p50, 1))
+        for kind in ("p2pchat", "redis-aof"):
+            got = get("paced", kind, pairs, "msgs_per_sec")
+            if got is not None and got < 0.95 * rate:
+                lagging.append(f"{kind} acknowledged {got:,.0f} of the {rate:,} msgs/s asked at "
+                               f"{pairs:,} conversation(s): it could not keep that pace, so its "
+                               f"paced latencies are those of an overloaded server")
+header = ("metric", "p2pchat", "redis-streams", "p2p/redis")
+table = [header] + rows
+widths = [max(len(r[i]) for r in table) for i in range(4)]
+def fmt(r):
+    return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+print(f"durable ({med}payload {size} B, at most {in_flight} unacknowledged in all, split over the "
+      f"conversations; acks counted per message, latency from write to ack): p2pchat relay with "
+      f"--data-dir (acks after the commit's fsync) vs Redis Streams XADD on redis-server "
+      f"--appendonly yes --appendfsync always; the paced rows run both at {percent}% of p2pchat's peak")
+print(fmt(header))
+print("  ".join("-" * w for w in widths))
+for r in rows:
+    print(fmt(r))
+checks.append(("receive rate with history at least 0.90 of --no-history",
+               hist_ratio is not None and hist_ratio >= 0.9, hist_ratio, 2))
+print()
+for what, ok, value, decimals in checks:
+    print(f"target {'met:   ' if ok else 'MISSED:'} {what} ({show(value, decimals)})")
+if lagging:
+    print()
+for n in lagging:
+    print("note:", n)
+notes = sorted({f"{kind} {set_} {pairs or 1} conv: {n}"
+                for (set_, kind, pairs), ds in runs.items() for d in ds for n in d.get("notes", [])})
+if notes:
+    print()
+    for n in notes:
+        print("note:", n)
+EOF
+fi
+echo "compare: JSON results, logs and the commands run (commands.txt) in $OUT" >&2
 
 if [ -n "${CONNECTIONS:-}" ]; then
   run_connections "$CONNECTIONS"

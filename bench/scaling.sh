@@ -2,10 +2,11 @@
 # Server CPU per forwarded message as conversations are added: runs the bench's pairs scenario
 # against a fresh p2pchat relay with P = 1, 10, 100, 1000 conversations and the same total number
 # of messages, and prints CPU nanoseconds per message for each P. Loopback only; stops the relay
-# it starts.
+# it starts. The relay keeps history in a fresh directory, deleted on exit.
 #
 #   bench/scaling.sh                 1,000,000 messages per point
 #   TOTAL=200000 bench/scaling.sh    a quicker run
+#   HISTORY=0 bench/scaling.sh       the relay with --no-history
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOTAL=${TOTAL:-1000000}
@@ -15,9 +16,15 @@ if [ -z "$P2PCHAT" ]; then
   P2PCHAT=${CARGO_TARGET_DIR:-target}/release/p2pchat
 fi
 log=$(mktemp)
-"$P2PCHAT" server 127.0.0.1 0 2>"$log" &
+data=$(mktemp -d)
+if [ "${HISTORY:-1}" = 0 ]; then
+  history=(--no-history)
+else
+  history=(--data-dir "$data")
+fi
+"$P2PCHAT" server 127.0.0.1 0 "${history[@]}" 2>"$log" &
 relay=$!
-trap 'kill "$relay" 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill "$relay" 2>/dev/null || true; wait "$relay" 2>/dev/null || true; rm -rf "$log" "$data"' EXIT
 port=
 for _ in $(seq 1 100); do
   port=$(grep -o 'started on 127.0.0.1:[0-9]*' "$log" | cut -d: -f2 || true)

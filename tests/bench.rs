@@ -57,15 +57,19 @@ fn every_scenario_runs_and_verifies_against_the_relay() {
         .iter()
         .map(|r| r["scenario"].as_str().expect("scenario name"))
         .collect();
-    assert_eq!(scenarios, ["throughput", "latency", "pairs", "connections"]);
+    assert_eq!(
+        scenarios,
+        ["throughput", "latency", "pairs", "durable", "connections"]
+    );
     for result in &results {
         assert_eq!(result["target"], "p2pchat");
     }
     assert_eq!(results[0]["messages"], 5000);
     assert!(results[0]["msgs_per_sec"].as_f64().expect("rate") > 0.0);
     assert!(results[1]["p50_us"].as_f64().expect("p50") > 0.0);
-    assert_eq!(results[3]["sample_ok"], 10);
-    assert!(results[3]["bytes_per_connection"].as_f64().is_some());
+    assert!(results[3]["msgs_per_sec"].as_f64().expect("acked rate") > 0.0);
+    assert_eq!(results[4]["sample_ok"], 10);
+    assert!(results[4]["bytes_per_connection"].as_f64().is_some());
 }
 
 #[test]

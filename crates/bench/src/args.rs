@@ -41,6 +41,9 @@ pub enum Scenario {
     Latency,
     /// Many conversations at once, one direction each: aggregate messages/s.
     Pairs,
+    /// `--pairs` conversations each sending with at most `--in-flight` unacknowledged
+    /// (p2pchat with history, or Redis Streams): acknowledged messages/s and ack latency.
+    Durable,
     /// Many idle logged-in clients (p2pchat only): server memory per connection.
     Connections,
     /// Every scenario the target supports, in the order above.
@@ -54,6 +57,7 @@ impl Scenario {
             Self::Throughput => "throughput",
             Self::Latency => "latency",
             Self::Pairs => "pairs",
+            Self::Durable => "durable",
             Self::Connections => "connections",
             Self::All => "all",
         }
@@ -67,11 +71,14 @@ impl Scenario {
     conversation and index; receivers verify that every message arrived exactly once and in \
     order. Scenarios: throughput (--messages, one direction), latency (--trips, ping-pong), \
     pairs (--pairs conversations each sending --per-pair messages one way, all at once), \
+    durable (--pairs conversations sending --messages in all, at most --in-flight \
+    unacknowledged, optionally at --rate; p2pchat or Redis Streams with XADD), \
     connections (--connections idle clients, then one message through --sample pairs).\n\n\
     Examples:\n  \
     p2pchat bench --port 8888 throughput latency\n  \
     p2pchat bench --target redis --port 6379 --server-pid $(pidof redis-server) --json all\n  \
     p2pchat bench --target direct pairs --pairs 100\n  \
+    p2pchat bench --port 8888 durable --pairs 1000 --rate 50000\n  \
     p2pchat bench --port 8888 --server-pid PID connections --connections 10000"
 )]
 pub struct BenchArgs {
@@ -99,18 +106,26 @@ pub struct BenchArgs {
     /// Payload bytes per message (at least 18).
     #[arg(long, default_value_t = 64, value_name = "BYTES")]
     pub size: usize,
-    /// throughput: messages to send.
+    /// throughput: messages to send; durable: messages in all, split over --pairs.
     #[arg(long, default_value_t = 200_000, value_name = "N")]
     pub messages: u64,
     /// latency: round trips.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub trips: u64,
-    /// pairs: conversations at once.
+    /// pairs, durable: conversations at once.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub pairs: usize,
     /// pairs: messages each conversation sends (all one way, first side to second).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub per_pair: u64,
+    /// durable: unacknowledged messages allowed in all, split evenly over the conversations
+    /// (at least 1 each).
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub in_flight: u64,
+    /// durable: messages/s to write in all, spread evenly over the conversations (0: as fast
+    /// as acknowledgements allow).
+    #[arg(long, default_value_t = 0, value_name = "MSGS_PER_S")]
+    pub rate: u64,
     /// connections: idle clients to open (paired by the relay two by two).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub connections: usize,
@@ -153,12 +168,22 @@ impl BenchArgs {
         for scenario in asked {
             if scenario == Scenario::All {
                 plan.extend([Scenario::Throughput, Scenario::Latency, Scenario::Pairs]);
+                if matches!(self.target, Target::P2pchat | Target::Redis) {
+                    plan.push(Scenario::Durable);
+                }
                 if self.target == Target::P2pchat {
                     plan.push(Scenario::Connections);
                 }
             } else if scenario == Scenario::Connections && self.target != Target::P2pchat {
                 bail!(
                     "the connections scenario is not supported for --target {} (p2pchat only)",
+                    self.target.name()
+                );
+            } else if scenario == Scenario::Durable
+                && !matches!(self.target, Target::P2pchat | Target::Redis)
+            {
+                bail!(
+                    "the durable scenario is not supported for --target {} (p2pchat or redis)",
                     self.target.name()
                 );
             } else {
@@ -185,6 +210,12 @@ impl BenchArgs {
         }
         if self.source_ips == Some(0) {
             bail!("--source-ips must be at least 1");
+        }
+        if self.in_flight == 0 {
+            bail!("--in-flight must be at least 1");
+        }
+        if self.pairs == 0 {
+            bail!("--pairs must be at least 1");
         }
         if self.timeout == 0 {
             bail!("--timeout must be at least 1 second");

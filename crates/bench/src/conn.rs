@@ -32,6 +32,15 @@ impl Writer {
             .context("writing to the server failed")
     }
 
+    /// Writes some of `bytes` (at least one byte unless empty); returns how many. Cancel-safe:
+    /// if the future is dropped before it completes, nothing was written.
+    async fn send_some(&self, bytes: &[u8]) -> Result<usize> {
+        let mut half = self.0.lock().await;
+        half.write(bytes)
+            .await
+            .context("writing to the server failed")
+    }
+
     /// Writes all of `bytes` unless another task is writing now; returns whether it wrote.
     pub async fn try_send(&self, bytes: &[u8]) -> Result<bool> {
         let Ok(mut half) = self.0.try_lock() else {
@@ -53,6 +62,8 @@ pub enum Event<'a> {
     Frame(Frame),
     /// Redis integer reply.
     Ack(i64),
+    /// Redis bulk string reply (an `XADD` entry id).
+    Bulk(&'a [u8]),
     /// Redis subscribe confirmation.
     Subscribed,
     /// NATS `PONG`, Redis simple string.
@@ -69,6 +80,8 @@ pub struct Reader {
     max: usize,
     writer: Writer,
     replies: Vec<u8>,
+    /// Whether p2pchat's `Ack` and `Conversation` frames reach the caller (else dropped).
+    bookkeeping: bool,
 }
 
 /// Splits a connected stream speaking `proto`; `max` bounds a message (or frame) length.
@@ -82,6 +95,7 @@ pub fn split(stream: TcpStream, proto: Proto, max: usize) -> (Writer, Reader) {
         max,
         writer: writer.clone(),
         replies: Vec::new(),
+        bookkeeping: false,
     };
     (writer, reader)
 }
@@ -118,6 +132,9 @@ pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStre
 impl Reader {
     /// Hands events to `f` until it returns `Some`, reading as needed; events after that one
     /// stay buffered for the next call. Pings are answered here and never reach `f`.
+    ///
+    /// Cancel-safe: dropping the future loses no bytes; events already handed to `f` are
+    /// consumed (so `f` should record what it needs, not only return it).
     pub async fn next<T>(
         &mut self,
         mut f: impl FnMut(Event<'_>) -> Result<Option<T>>,
@@ -137,7 +154,18 @@ impl Reader {
                         self.replies.extend_from_slice(&pong);
                         None
                     }
-                    Parsed::Frame(Frame::Pong(_)) => None,
+                    Parsed::Frame(frame @ (Frame::Ack { .. } | Frame::Conversation(_)))
+                        if self.bookkeeping =>
+                    {
+                        Some(Event::Frame(frame))
+                    }
+                    // Bookkeeping of protocol 2 that only the durable scenario measures.
+                    Parsed::Frame(
+                        Frame::Pong(_)
+                        | Frame::Ack { .. }
+                        | Frame::Delivered(_)
+                        | Frame::Conversation(_),
+                    ) => None,
                     Parsed::Frame(Frame::Error { code, text, .. }) => {
                         bail!("the relay sent an error ({code:?}): {text}")
                     }
@@ -146,6 +174,7 @@ impl Reader {
                     }
                     Parsed::Frame(frame) => Some(Event::Frame(frame)),
                     Parsed::Int(n) => Some(Event::Ack(n)),
+                    Parsed::Bulk(range) => Some(Event::Bulk(&rest[range])),
                     Parsed::Subscribed => Some(Event::Subscribed),
                     Parsed::Simple | Parsed::Pong => Some(Event::Pong),
                     Parsed::Info => Some(Event::Info),
@@ -160,9 +189,13 @@ impl Reader {
                 }
             }
             self.buf.advance(pos);
-            if !self.replies.is_empty() {
-                let replies = std::mem::take(&mut self.replies);
-                self.writer.send(&replies).await?;
+            // Piece by piece, so that dropping this future never loses or repeats a reply.
+            while !self.replies.is_empty() {
+                let written = self.writer.send_some(&self.replies).await?;
+                if written == 0 {
+                    bail!("the server stopped taking bytes");
+                }
+                self.replies.drain(..written);
             }
             if let Some(found) = found {
                 return Ok(found);
@@ -179,6 +212,12 @@ impl Reader {
                 bail!("the server closed the connection");
             }
         }
+    }
+
+    /// Hands p2pchat's `Ack` and `Conversation` frames to the caller from now on, as
+    /// `Event::Frame`, instead of dropping them.
+    pub fn keep_bookkeeping(&mut self) {
+        self.bookkeeping = true;
     }
 
     /// The connection's write side (holding it keeps the connection open).

@@ -5,12 +5,14 @@
 //! Modules: `args` (command line), `payload` (self-verifying message text), `wire` (pure
 //! parsers and encoders), `conn` (a connection's reader and writer), `p2p` (relay login),
 //! `targets` (making conversations on each server), `traffic` (senders, receivers, supervision),
-//! `scenarios` and `connections` (the load),
+//! `scenarios`, `durable` and `connections` (the load), `ledger` (pure ack accounting and pacing),
 //! `report` (tables and JSON), `sys` (CPU, memory, limits), `splice` (the baseline relay).
 
 mod args;
 mod conn;
 mod connections;
+mod durable;
+mod ledger;
 mod p2p;
 mod payload;
 mod report;
@@ -101,6 +103,7 @@ async fn run_one(ctx: Arc<Ctx>, args: &BenchArgs, scenario: Scenario) -> Result<
                 Scenario::Throughput => scenarios::throughput(ctx, args, progress).await,
                 Scenario::Latency => scenarios::latency(ctx, args, progress).await,
                 Scenario::Pairs => scenarios::pairs(ctx, args, progress).await,
+                Scenario::Durable => durable::durable(ctx, args, progress).await,
                 Scenario::Connections => connections::connections(ctx, args, progress).await,
                 Scenario::All => bail!("'all' is expanded before running"),
             }

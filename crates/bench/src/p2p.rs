@@ -77,7 +77,7 @@ pub async fn login(
                 heartbeat_ms = beat;
                 Ok(None)
             }
-            Event::Frame(Frame::NickOk(_)) => {
+            Event::Frame(Frame::NickOk { .. }) => {
                 named = true;
                 Ok(None)
             }

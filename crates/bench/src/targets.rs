@@ -8,6 +8,8 @@
 //! - redis: `SUBSCRIBE` on one connection, `PUBLISH` on another (a subscribed connection cannot
 //!   publish); two connections per side when both directions are used.
 //! - nats: one connection per side; `SUB` then `PING`/`PONG` so the subscription is in place.
+//! - Redis Streams (durable scenario): one connection per conversation appending to its own
+//!   stream; nobody receives.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -50,7 +52,7 @@ pub struct Side {
     pub writer: Option<Writer>,
     /// Where messages for this side arrive (None: this side only sends).
     pub inbox: Option<Reader>,
-    /// Redis only: the publishing connection's replies, one integer per message sent.
+    /// Redis only: the publishing connection's replies, one per message sent.
     pub acks: Option<Reader>,
     /// Encodes this side's outgoing messages.
     pub encoder: Encoder,
@@ -212,6 +214,46 @@ pub async fn build(
             .await
         }
     }
+}
+
+/// Makes `count` Redis Streams "conversations": side `a` appends to stream
+/// `<run>:stream:<id>` and reads the replies; side `b` does nothing.
+pub async fn streams(
+    ctx: &Arc<Ctx>,
+    count: usize,
+    progress: &Progress,
+) -> Result<Vec<Conversation>> {
+    let shared = ctx.clone();
+    bounded(
+        count,
+        ctx.concurrency,
+        progress,
+        |_| {},
+        move |id| {
+            let ctx = shared.clone();
+            async move {
+                let (writer, reader) = ctx.raw(id).await?;
+                let key = format!("{}:stream:{id}", ctx.run_id);
+                let none = || Encoder::new(ctx.proto(), "", ctx.size);
+                Ok(Conversation {
+                    id: id as u32,
+                    a: Side {
+                        writer: Some(writer),
+                        inbox: None,
+                        acks: Some(reader),
+                        encoder: Encoder::xadd(&key, ctx.size),
+                    },
+                    b: Side {
+                        writer: None,
+                        inbox: None,
+                        acks: None,
+                        encoder: none(),
+                    },
+                })
+            }
+        },
+    )
+    .await
 }
 
 /// Logs in `count` p2pchat clients, at most `ctx.concurrency` at once; each is paired on return.

@@ -12,13 +12,14 @@ use tokio::task::JoinSet;
 
 use crate::args::Target;
 use crate::conn::{Event, Reader, Writer};
+use crate::ledger::Latencies;
 use crate::payload::Checker;
 use crate::report::Progress;
 use crate::targets::{Conversation, Ctx};
 use crate::wire::Encoder;
 
 /// Bytes of messages written per write call.
-const BATCH: usize = 64 * 1024;
+pub const BATCH: usize = 64 * 1024;
 
 /// What a finished main task reports.
 pub enum Outcome {
@@ -28,6 +29,8 @@ pub enum Outcome {
     Received(Instant),
     /// Round-trip times, in nanoseconds.
     Rtts(Vec<u64>),
+    /// Every message of a sender was acknowledged, the last at `last`; how long each waited.
+    Acked { last: Instant, latencies: Latencies },
 }
 
 /// Tasks of a scenario: `main` ones must all finish; `background` ones (drains, keepalive,
@@ -108,7 +111,7 @@ async fn send(
 }
 
 /// Receives and verifies `total` messages of conversation `conv`.
-async fn receive(
+pub async fn receive(
     mut reader: Reader,
     conv: u32,
     size: usize,

@@ -5,7 +5,9 @@
 use std::fmt;
 use std::ops::Range;
 
-use p2pchat_proto::{decode, peek_header, DecodeError, Frame, FrameType, HEADER_LEN};
+use p2pchat_proto::{
+    decode, peek_header, ChatMessage, DecodeError, Frame, FrameType, HEADER_LEN, MESSAGE_HEAD,
+};
 
 /// Which wire format a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub enum Parsed {
     Frame(Frame),
     /// Redis integer reply (the answer to `PUBLISH`: number of receivers).
     Int(i64),
+    /// Redis bulk string reply (the answer to `XADD`: the new entry's id); its range.
+    Bulk(Range<usize>),
     /// Redis `subscribe` confirmation.
     Subscribed,
     /// Redis simple string (`+OK`, `+PONG`) or NATS `+OK`.
@@ -85,9 +89,9 @@ fn parse_framed(buf: &[u8], max: usize) -> ParseResult {
     if buf.len() < len {
         return Ok(None);
     }
-    if header.type_byte == FrameType::Message as u8 {
+    if header.type_byte == FrameType::Message as u8 && len > HEADER_LEN + MESSAGE_HEAD {
         // The hot path: no allocation, the caller checks the text itself.
-        return Ok(Some((Parsed::Message(HEADER_LEN..len), len)));
+        return Ok(Some((Parsed::Message(HEADER_LEN + MESSAGE_HEAD..len), len)));
     }
     match decode(buf, max).map_err(WireError::Frame)? {
         Some((frame, used)) => Ok(Some((Parsed::Frame(frame), used))),
@@ -155,6 +159,16 @@ fn parse_redis(buf: &[u8], max: usize) -> ParseResult {
     let parsed = match buf.first() {
         Some(b':') => Parsed::Int(number(text)?),
         Some(b'+') => Parsed::Simple,
+        Some(b'$') => {
+            if text == b"-1" {
+                return Err(WireError::Garbage("RESP null bulk reply".into()));
+            }
+            let Some((body, next)) = bulk(buf, 0, MAX_LINE)? else {
+                return Ok(None);
+            };
+            pos = next;
+            Parsed::Bulk(body)
+        }
         Some(b'-') => {
             return Err(WireError::Server(
                 String::from_utf8_lossy(text).into_owned(),
@@ -259,10 +273,17 @@ impl Encoder {
     pub fn new(proto: Proto, dest: &str, size: usize) -> Self {
         match proto {
             Proto::Framed => {
-                // The reference encoder's header for a Message of this size.
-                let frame = p2pchat_proto::encode_to_vec(&Frame::Message("x".repeat(size)));
+                // The reference encoder's header and fixed fields for a Message of this size
+                // (the relay stamps seq and time; the bench does not need ids).
+                let message = ChatMessage {
+                    seq: 0,
+                    sent_ms: 0,
+                    id: [0; 16],
+                    text: "x".repeat(size),
+                };
+                let frame = p2pchat_proto::encode_to_vec(&Frame::Message(message));
                 Self {
-                    prefix: frame[..HEADER_LEN].to_vec(),
+                    prefix: frame[..HEADER_LEN + MESSAGE_HEAD].to_vec(),
                     suffix: b"",
                 }
             }
@@ -281,6 +302,19 @@ impl Encoder {
         }
     }
 
+    /// Messages of `size` bytes appended to the Redis stream `key` as field `m` of a new entry
+    /// with a server-chosen id: `XADD key * m <payload>`, answered by the id.
+    pub fn xadd(key: &str, size: usize) -> Self {
+        Self {
+            prefix: format!(
+                "*5\r\n$4\r\nXADD\r\n${}\r\n{key}\r\n$1\r\n*\r\n$1\r\nm\r\n${size}\r\n",
+                key.len()
+            )
+            .into_bytes(),
+            suffix: b"\r\n",
+        }
+    }
+
     /// Appends message `index` of conversation `conv` (see `payload`).
     pub fn message(&self, out: &mut Vec<u8>, conv: u32, index: u64, size: usize) {
         out.extend_from_slice(&self.prefix);
@@ -294,6 +328,17 @@ impl Encoder {
         out.extend_from_slice(payload);
         out.extend_from_slice(self.suffix);
     }
+}
+
+/// A Redis stream entry id, `<ms>-<seq>`, as a pair that orders as the ids do.
+pub fn stream_id(text: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let (ms, seq) = text.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 #[cfg(test)]

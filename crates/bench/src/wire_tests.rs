@@ -9,6 +9,7 @@ fn parse_all(proto: Proto, buf: &[u8]) -> (Vec<Parsed>, usize) {
     while let Some((item, used)) = parse(proto, &buf[pos..], MAX).expect("parses") {
         items.push(match item {
             Parsed::Message(range) => Parsed::Message(range.start + pos..range.end + pos),
+            Parsed::Bulk(range) => Parsed::Bulk(range.start + pos..range.end + pos),
             other => other,
         });
         pos += used;
@@ -117,14 +118,19 @@ fn framed_messages_and_frames() {
     let encoder = Encoder::new(Proto::Framed, "", 20);
     let mut buf = Vec::new();
     encoder.message(&mut buf, 2, 9, 20);
-    let reference = p2pchat_proto::encode_to_vec(&Frame::Message("000002-0000000009-xx".into()));
+    let reference = p2pchat_proto::encode_to_vec(&Frame::Message(p2pchat_proto::ChatMessage {
+        seq: 0,
+        sent_ms: 0,
+        id: [0; 16],
+        text: "000002-0000000009-xx".into(),
+    }));
     assert_eq!(buf, reference);
     buf.extend_from_slice(&p2pchat_proto::encode_to_vec(&Frame::Ping(7)));
     let (items, left) = parse_all(Proto::Framed, &buf);
     assert_eq!(left, 0);
     assert_eq!(
         items,
-        [Parsed::Message(5..25), Parsed::Frame(Frame::Ping(7))]
+        [Parsed::Message(37..57), Parsed::Frame(Frame::Ping(7))]
     );
     assert!(parse(Proto::Framed, &[0, 0, 0, 0, 7], MAX).is_err());
 }
@@ -140,4 +146,44 @@ fn redis_and_nats_encoders() {
     buf.clear();
     Encoder::new(Proto::Nats, "s.1", 18).raw(&mut buf, b"000001-0000000002-");
     assert_eq!(buf, b"PUB s.1 18\r\n000001-0000000002-\r\n");
+}
+
+#[test]
+fn xadd_encoder_and_id_replies() {
+    let mut buf = Vec::new();
+    Encoder::xadd("s:3", 18).message(&mut buf, 3, 7, 18);
+    assert_eq!(
+        buf,
+        b"*5\r\n$4\r\nXADD\r\n$3\r\ns:3\r\n$1\r\n*\r\n$1\r\nm\r\n$18\r\n000003-0000000007-\r\n"
+    );
+    let replies = b"$15\r\n1700000000000-0\r\n$15\r\n1700000000000-1\r\n";
+    let (items, left) = parse_all(Proto::Redis, replies);
+    assert_eq!(left, 0);
+    assert_eq!(items, [Parsed::Bulk(5..20), Parsed::Bulk(27..42)]);
+    assert_eq!(stream_id(&replies[27..42]), Some((1_700_000_000_000, 1)));
+    for cut in 0..22 {
+        assert_eq!(
+            parse(Proto::Redis, &replies[..cut], MAX),
+            Ok(None),
+            "cut at {cut}"
+        );
+    }
+}
+
+#[test]
+fn bad_xadd_replies_are_refused() {
+    assert!(parse(Proto::Redis, b"$-1\r\n", MAX).is_err());
+    assert!(parse(Proto::Redis, b"$3\r\nabcd\r\n", MAX).is_err());
+    assert!(matches!(
+        parse(
+            Proto::Redis,
+            b"-ERR The ID specified in XADD is smaller\r\n",
+            MAX
+        ),
+        Err(WireError::Server(_))
+    ));
+    for bad in [&b"12"[..], b"-1", b"1-", b"a-1", b"1-2-3", b"1-+2", b""] {
+        assert_eq!(stream_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(stream_id(b"0-0"), Some((0, 0)));
 }
