@@ -108,11 +108,18 @@ impl Conversation {
                 key: member,
             }
         };
+        let mut state = State {
+            last_seq: loaded.last_seq,
+            sides: [side(first), side(second)],
+        };
+        // A member's own messages after its stored mark count as had (see `mark_read`); the
+        // relay does not store the mark each time it moves that way.
+        for side in 0..2 {
+            let mark = state.sides[side].read_through;
+            state.mark_read(side, mark);
+        }
         Self {
-            state: Mutex::new(State {
-                last_seq: loaded.last_seq,
-                sides: [side(first), side(second)],
-            }),
+            state: Mutex::new(state),
             key,
         }
     }
@@ -221,6 +228,26 @@ mod tests {
         // Never backwards, never past the end.
         assert_eq!(state.mark_read(0, 2), None);
         assert_eq!(state.mark_read(1, 99), Some(5));
+    }
+
+    #[test]
+    fn a_loaded_conversation_counts_own_later_messages_as_had() {
+        use p2pchat_store::MemberState;
+        let member = |key: &str, last_sent_seq, read_through| MemberState {
+            key: key.into(),
+            last_sent_seq,
+            last_sent_id: [1; 16],
+            read_through,
+        };
+        // alice's last is 5 and bob has read through 5: bob's own 6 and 7 are his too.
+        let loaded = ConversationState {
+            last_seq: 7,
+            members: vec![member("alice", 5, 3), member("bob", 7, 5)],
+        };
+        let conversation = Conversation::new(conversation_key("alice", "bob").into(), loaded);
+        let state = conversation.lock();
+        assert_eq!(state.sides[1].read_through, 7);
+        assert_eq!(state.sides[0].read_through, 3, "alice has not seen 4..7");
     }
 
     #[test]

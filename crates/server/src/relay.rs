@@ -148,13 +148,11 @@ impl Session {
         }
         state.last_seq += count;
         state.sides[side].last_sent = (state.last_seq, last_id);
+        // The sender has its own messages. Not written to the store per run: a conversation
+        // loaded from the store works the same mark out again from the members' last messages.
         let read_through = state.sides[side].read_through;
-        let had = state.mark_read(side, read_through);
-        let member = state.sides[side].key.clone();
+        state.mark_read(side, read_through);
         drop(state);
-        if let (Some(seq), Some(store)) = (had, &store) {
-            store.set_read(conv.key.clone(), member, seq);
-        }
         if store.is_none() {
             // Without history an acknowledgement means "accepted for live delivery".
             let count = u32::try_from(count).unwrap_or(u32::MAX);
