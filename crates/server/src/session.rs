@@ -226,7 +226,13 @@ impl Session {
                     self.flush_parked();
                     Ok(())
                 }
-                Step::Job(Ok(job)) => self.on_job(job),
+                Step::Job(Ok(job)) => {
+                    if self.jobs.as_ref().is_some_and(JoinSet::is_empty) {
+                        // Give the set back while the session has nothing in progress.
+                        self.jobs = None;
+                    }
+                    self.on_job(job)
+                }
                 Step::Job(Err(err)) => Err(End::Refused(format!("internal error: {err}"))),
                 Step::Readable(Ok(())) => self.read_some(stream),
                 Step::Writable(Err(err)) | Step::Readable(Err(err)) => Err(End::Reset(err)),
