@@ -26,8 +26,9 @@
 # "direct splice p2pchat redis nats"), HISTORY_MESSAGES (history-cost throughput runs),
 # DURABLE=0 (skip the history-cost and durable tables), DURABLE_PAIRS (conversation counts,
 # default "1 1000"), DURABLE_MESSAGES (messages per durable run, in all) and DURABLE_MESSAGES_ONE
-# (the same for one conversation, which runs much faster), IN_FLIGHT
-# (unacknowledged messages in all, default 1024), RATE_PERCENT (default 10) and RATE_SECONDS
+# (the same for one conversation, which runs much faster), IN_FLIGHT (unacknowledged messages
+# with one conversation, default 1024), IN_FLIGHT_EACH (unacknowledged messages per
+# conversation with several, pipelined, default 16), RATE_PERCENT (default 10) and RATE_SECONDS
 # (length of a paced run, default 3), OUT (directory for logs and JSON; default a new
 # /tmp/p2pchat-compare.*), P2PCHAT (the p2pchat binary; default: built here in release),
 # BENCH_BIN (the binary providing `bench` and `bench-splice`; default: P2PCHAT), RELAY_ARGS
@@ -68,6 +69,9 @@ DURABLE_PAIRS=${DURABLE_PAIRS:-1 1000}
 DURABLE_MESSAGES=${DURABLE_MESSAGES:-200000}
 DURABLE_MESSAGES_ONE=${DURABLE_MESSAGES_ONE:-1000000}
 IN_FLIGHT=${IN_FLIGHT:-1024}
+IN_FLIGHT_EACH=${IN_FLIGHT_EACH:-16}
+# Unacknowledged messages in all for a durable run over $1 conversations.
+in_flight_for() { if [ "$1" = 1 ]; then echo "$IN_FLIGHT"; else echo $(($1 * IN_FLIGHT_EACH)); fi; }
 RATE_PERCENT=${RATE_PERCENT:-10}
 RATE_SECONDS=${RATE_SECONDS:-3}
 OUT=${OUT:-$(mktemp -d /tmp/p2pchat-compare.XXXXXX)}
@@ -317,11 +321,12 @@ if [ "$DURABLE" = 1 ]; then
     for pairs in $DURABLE_PAIRS; do
       count=$DURABLE_MESSAGES
       [ "$pairs" = 1 ] && count=$DURABLE_MESSAGES_ONE
+      window=$(in_flight_for "$pairs")
       for kind in p2pchat redis-aof; do
         echo "compare: run $run/$REPEAT: durable, $kind, $pairs conversation(s)" \
-          "($count messages, $IN_FLIGHT in flight)" >&2
+          "($count messages, $window in flight)" >&2
         if ! SET=durable bench "$kind" durable --pairs "$pairs" --messages "$count" \
-          --in-flight "$IN_FLIGHT" >>"$results"; then
+          --in-flight "$window" >>"$results"; then
           echo "compare: $kind failed; see $OUT/$kind.bench.log" >&2
           failed+=("$kind(durable)")
         fi
@@ -339,7 +344,7 @@ if [ "$DURABLE" = 1 ]; then
         echo "compare: run $run/$REPEAT: durable at $rate msgs/s ($RATE_PERCENT% of the" \
           "relay's peak), $kind, $pairs conversation(s)" >&2
         if ! SET=paced bench "$kind" durable --pairs "$pairs" --messages "$count" \
-          --in-flight "$IN_FLIGHT" --rate "$rate" >>"$results"; then
+          --in-flight "$(in_flight_for "$pairs")" --rate "$rate" >>"$results"; then
           echo "compare: $kind failed; see $OUT/$kind.bench.log" >&2
           failed+=("$kind(paced)")
         fi
@@ -427,7 +432,7 @@ if notes:
 EOF
 if [ "$DURABLE" = 1 ]; then
   echo
-  python3 - "$results" "$DURABLE_PAIRS" "$SIZE" "$IN_FLIGHT" "$RATE_PERCENT" <<'EOF'
+  python3 - "$results" "$DURABLE_PAIRS" "$SIZE" "$IN_FLIGHT/$IN_FLIGHT_EACH" "$RATE_PERCENT" <<'EOF'
 import json, statistics, sys
 results, pairs_list, size, in_flight, percent = sys.argv[1:]
 pairs_list = [int(p) for p in pairs_list.split()]
@@ -494,8 +499,9 @@ table = [header] + rows
 widths = [max(len(r[i]) for r in table) for i in range(4)]
 def fmt(r):
     return "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
-print(f"durable ({med}payload {size} B, at most {in_flight} unacknowledged in all, split over the "
-      f"conversations; acks counted per message, latency from write to ack): p2pchat relay with "
+one, each = in_flight.split("/")
+print(f"durable ({med}payload {size} B, at most {int(one):,} unacknowledged with one conversation and "
+      f"{int(each):,} per conversation with several (pipelined); acks counted per message, latency from write to ack): p2pchat relay with "
       f"--data-dir (acks after the commit's fsync) vs Redis Streams XADD on redis-server "
       f"--appendonly yes --appendfsync always; the paced rows run both at {percent}% of p2pchat's peak")
 print(fmt(header))
