@@ -326,3 +326,24 @@ fn an_unusable_data_dir_is_a_clear_error_at_start() {
     assert!(stderr.contains("Could not open the history in"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_second_relay_on_the_same_data_dir_is_refused() {
+    let server = Server::start(&[]);
+    let dir = server
+        .data_dir()
+        .expect("the harness's data dir")
+        .to_owned();
+    let output = std::process::Command::new(support::binary())
+        .args(["server", "127.0.0.1", "0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run server");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another p2pchat server"), "{stderr}");
+    // The first one is unaffected.
+    let (a, b) = pair_by_name(&server, server.port);
+    a.say("still here");
+    b.expect("💬 Companion: still here");
+}

@@ -156,6 +156,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     path: PathBuf,
     writer: Option<JoinHandle<()>>,
+    /// Held while the store is open: one process per data directory.
+    _lock: std::fs::File,
 }
 
 impl Store {
@@ -171,7 +173,7 @@ impl Store {
             path: path.clone(),
             reason,
         };
-        let conn = schema::open_writer(dir, &path).map_err(failed)?;
+        let (conn, lock) = schema::open_writer(dir, &path).map_err(failed)?;
         let reader = schema::open_reader(&path).map_err(failed)?;
         let writer = writer::Writer::recover(conn).map_err(|e| failed(e.to_string()))?;
         let shared = Arc::new(Shared::new(options.budget));
@@ -185,6 +187,7 @@ impl Store {
             reader: Mutex::new(reader),
             path,
             writer: Some(writer),
+            _lock: lock,
         })
     }
 

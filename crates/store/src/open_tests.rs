@@ -23,6 +23,16 @@ fn a_damaged_database_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn one_store_per_data_dir_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path()).unwrap();
+    let (_, reason) = open_error(dir.path());
+    assert!(reason.contains("another p2pchat server"), "{reason}");
+    drop(first);
+    assert!(Store::open(dir.path()).is_ok(), "free again once closed");
+}
+
+#[test]
 fn an_unusable_data_dir_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");

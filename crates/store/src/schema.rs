@@ -49,13 +49,14 @@ const TABLES: &str = "
 
 /// Creates `dir` (owner only) and opens or creates `history.db` in it (owner only), ready for
 /// the writer. Errors are sentences for the person running the relay.
-pub fn open_writer(dir: &Path, path: &Path) -> Result<Connection, String> {
+pub fn open_writer(dir: &Path, path: &Path) -> Result<(Connection, std::fs::File), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
     if !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
     private(dir, 0o700).map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+    let lock = lock(dir)?;
     create_private(path).map_err(|e| format!("cannot create the database file: {e}"))?;
     let conn = Connection::open(path).map_err(|e| e.to_string())?;
     prepare(&conn).map_err(|e| match e {
@@ -67,7 +68,29 @@ pub fn open_writer(dir: &Path, path: &Path) -> Result<Connection, String> {
         }
         Prepare::Sqlite(e) => e.to_string(),
     })?;
-    Ok(conn)
+    Ok((conn, lock))
+}
+
+/// Takes the data directory for this process: a second relay on the same directory would
+/// interleave its numbering with ours. The lock is the operating system's (released when the
+/// process ends, however it ends), on a file of its own.
+fn lock(dir: &Path) -> Result<std::fs::File, String> {
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(
+            "another p2pchat server is using this data directory (stop it, or give this one its \
+             own --data-dir)"
+                .to_owned(),
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 /// A second connection for reads; it never writes.
