@@ -295,3 +295,70 @@ fn without_history_acks_come_at_once_and_history_is_empty() {
         }
     );
 }
+
+#[test]
+fn odd_history_and_resume_requests_are_answered_and_break_nothing() {
+    let server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    for i in 0..250 {
+        a.send(&msg(&format!("n{i}")));
+    }
+    for i in 0..250 {
+        assert_eq!(b.recv_text(), format!("n{i}"));
+    }
+    let mut acked = 0;
+    while acked < 250 {
+        acked += ack(&mut a).0;
+    }
+    // A limit of 0 is an empty answer; a huge one is capped at 200 and says there is more.
+    b.send(&Frame::History {
+        before: 0,
+        limit: 0,
+    });
+    assert_eq!(
+        b.recv_until(|f| matches!(f, Frame::HistoryEnd { .. })),
+        Frame::HistoryEnd {
+            count: 0,
+            more: false
+        }
+    );
+    b.send(&Frame::History {
+        before: 0,
+        limit: u32::MAX,
+    });
+    assert_eq!(
+        b.recv_until(|f| matches!(f, Frame::HistoryEnd { .. })),
+        Frame::HistoryEnd {
+            count: 200,
+            more: true
+        }
+    );
+    // History and receipts before a nickname are refused without closing anything.
+    let mut early = Raw::connect(server.port);
+    early.hello();
+    early.send(&Frame::History {
+        before: 0,
+        limit: 5,
+    });
+    assert!(matches!(
+        early.recv(),
+        Frame::Error {
+            code: ErrorCode::UnexpectedFrame,
+            fatal: false,
+            ..
+        }
+    ));
+    // A Resume too short to hold its token is malformed; the connection goes on.
+    early.send_bytes(&[0, 0, 0, 4, 0x12, 1, 2, 3]);
+    assert!(matches!(
+        early.recv(),
+        Frame::Error {
+            code: ErrorCode::MalformedFrame,
+            fatal: false,
+            ..
+        }
+    ));
+    early.send(&Frame::Nick("Cleo".into()));
+    assert!(matches!(early.recv(), Frame::NickOk { .. }));
+    support::assert_chat_works(&mut a, &mut b, "after odd requests");
+}
