@@ -203,6 +203,35 @@ fn a_dropped_connection_is_resumed_without_loss_or_duplicates() {
 }
 
 #[test]
+fn connections_cut_again_and_again_lose_and_repeat_nothing() {
+    let server = Server::start(&[]);
+    let (proxy_a, proxy_b) = (Proxy::start(server.port), Proxy::start(server.port));
+    let a = Client::start(proxy_a.port, &["--nick", "Ann", "--to", "Bob"]);
+    a.expect("Waiting for Bob");
+    let b = Client::start(proxy_b.port, &["--nick", "Bob", "--to", "Ann"]);
+    b.expect("Connected to Ann");
+    let count = 6_000;
+    let (from_a, from_b) = (numbered("ann", count), numbered("bob", count));
+    let _feed_a = a.feed(from_a.clone());
+    let _feed_b = b.feed(from_b.clone());
+    // Cut one side, the other, then both at once, while messages flow both ways.
+    for (round, at) in [500, 1_500, 2_500, 3_500].into_iter().enumerate() {
+        b.wait_for_count(COMPANION, at, LONG);
+        match round % 3 {
+            0 => proxy_a.cut(),
+            1 => proxy_b.cut(),
+            _ => proxy_a.cut() + proxy_b.cut(),
+        };
+    }
+    b.wait_for_count(COMPANION, count, LONG);
+    a.wait_for_count(COMPANION, count, LONG);
+    assert_exactly_once_in_order(&b.lines_starting(COMPANION), &from_a, "Bob");
+    assert_exactly_once_in_order(&a.lines_starting(COMPANION), &from_b, "Ann");
+    let reconnects = |c: &Client| c.lines_starting("🔌 Reconnected").len();
+    assert!(reconnects(&a) >= 1 && reconnects(&b) >= 1, "both were cut");
+}
+
+#[test]
 fn history_is_shown_in_order_with_its_times_after_a_restart() {
     let mut server = Server::start(&[]);
     let (a, b) = pair_by_name(&server, server.port);
