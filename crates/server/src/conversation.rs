@@ -26,10 +26,18 @@ pub(crate) fn conversation_key(a: &str, b: &str) -> String {
     format!("{first}\n{second}")
 }
 
-/// One member's side of a conversation.
+/// The member on `side` of the conversation with `key` (see `conversation_key`).
+fn member_of(key: &str, side: usize) -> &str {
+    let (first, second) = key.split_once('\n').unwrap_or((key, ""));
+    if side == 0 {
+        first
+    } else {
+        second
+    }
+}
+
+/// One member's side of a conversation (whose folded nickname is `Conversation::member`).
 pub(crate) struct Side {
-    /// The member's folded nickname.
-    pub key: Arc<str>,
     /// The session serving the member now.
     pub session: Option<(SessionId, Link)>,
     /// The last message the member sent: its sequence number (0: none) and id.
@@ -96,21 +104,17 @@ pub(crate) struct Conversation {
 
 impl Conversation {
     fn new(key: Arc<str>, loaded: ConversationState) -> Self {
-        let mut keys = key.splitn(2, '\n').map(Arc::<str>::from);
-        let first = keys.next().unwrap_or_default();
-        let second = keys.next().unwrap_or_default();
-        let side = |member: Arc<str>| {
-            let stored = loaded.members.iter().find(|m| *m.key == *member);
+        let side = |member: &str| {
+            let stored = loaded.members.iter().find(|m| m.key == member);
             Side {
                 session: None,
                 last_sent: stored.map_or((0, [0; 16]), |m| (m.last_sent_seq, m.last_sent_id)),
                 read_through: stored.map_or(0, |m| m.read_through),
-                key: member,
             }
         };
         let mut state = State {
             last_seq: loaded.last_seq,
-            sides: [side(first), side(second)],
+            sides: [side(member_of(&key, 0)), side(member_of(&key, 1))],
         };
         // A member's own messages after its stored mark count as had (see `mark_read`); the
         // relay does not store the mark each time it moves that way.
@@ -126,7 +130,12 @@ impl Conversation {
 
     /// Which side `member` (a folded nickname) is on.
     pub fn side_of(&self, member: &str) -> usize {
-        usize::from(self.lock().sides[0].key.as_ref() != member)
+        usize::from(self.member(0) != member)
+    }
+
+    /// The folded nickname of the member on `side`.
+    pub fn member(&self, side: usize) -> &str {
+        member_of(&self.key, side)
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
@@ -209,7 +218,6 @@ mod tests {
         let mut state = State {
             last_seq: 0,
             sides: [0, 1].map(|_| Side {
-                key: Arc::from("x"),
                 session: None,
                 last_sent: (0, [0; 16]),
                 read_through: 0,

@@ -3,12 +3,12 @@
 use bytes::Bytes;
 use p2pchat_proto::peek_header;
 
-/// Held runs of complete `Message` frames, at most `limit` bytes in all.
+/// Held runs of complete `Message` frames, at most a given number of bytes in all.
+#[derive(Default)]
 pub struct Held {
     runs: Vec<Bytes>,
     bytes: usize,
     count: usize,
-    limit: usize,
     /// Something was refused: everything after it is refused too until the store is emptied,
     /// so what is kept is always the oldest messages, without gaps (the sender's acknowledgements
     /// count messages in the order they were sent).
@@ -16,30 +16,15 @@ pub struct Held {
 }
 
 impl Held {
-    /// An empty store that keeps at most `limit` bytes of frames.
-    pub fn new(limit: usize) -> Self {
-        Self {
-            runs: Vec::new(),
-            bytes: 0,
-            count: 0,
-            limit,
-            refusing: false,
-        }
-    }
-
-    /// The byte limit.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Messages held now.
     pub fn count(&self) -> usize {
         self.count
     }
 
-    /// Keeps the frames of `run` that fit, in order, and returns how many did not.
+    /// Keeps the frames of `run` that fit in `limit` bytes in all, in order, and returns how many
+    /// did not.
     /// Once one frame is refused the rest are too, until `take`, so what is kept has no gaps.
-    pub fn push_run(&mut self, run: Bytes, max_frame: usize) -> usize {
+    pub fn push_run(&mut self, run: Bytes, limit: usize, max_frame: usize) -> usize {
         let mut offset = 0;
         let mut kept_to = 0;
         let mut refused = 0;
@@ -48,7 +33,7 @@ impl Held {
             if end > run.len() {
                 break;
             }
-            if !self.refusing && self.bytes + end <= self.limit {
+            if !self.refusing && self.bytes + end <= limit {
                 kept_to = end;
                 self.count += 1;
             } else {
@@ -94,23 +79,26 @@ mod tests {
     #[test]
     fn keeps_what_fits_and_counts_the_rest() {
         // Each "abc" frame is 40 bytes: 4 length + 1 type + 32 seq, time and id + 3 text.
-        let mut held = Held::new(100);
-        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 0);
-        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 2);
+        let mut held = Held::default();
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 100, 1024), 0);
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 100, 1024), 2);
         assert_eq!(held.count(), 2);
         let taken = held.take();
         assert_eq!(taken.concat(), run_of(&["abc", "abc"]).to_vec());
         assert_eq!(held.count(), 0);
-        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 1024), 0);
+        assert_eq!(held.push_run(run_of(&["abc", "abc"]), 100, 1024), 0);
     }
 
     #[test]
     fn a_refusal_stops_the_rest_of_the_run_too() {
-        let mut held = Held::new(50);
-        assert_eq!(held.push_run(run_of(&["abc", "abcdefgh", "a"]), 1024), 2);
+        let mut held = Held::default();
+        assert_eq!(
+            held.push_run(run_of(&["abc", "abcdefgh", "a"]), 50, 1024),
+            2
+        );
         // Even a small one that would fit now: the kept messages stay a gapless prefix.
-        assert_eq!(held.push_run(run_of(&["a"]), 1024), 1);
+        assert_eq!(held.push_run(run_of(&["a"]), 50, 1024), 1);
         assert_eq!(held.take().concat(), run_of(&["abc"]).to_vec());
-        assert_eq!(held.push_run(run_of(&["a"]), 1024), 0);
+        assert_eq!(held.push_run(run_of(&["a"]), 50, 1024), 0);
     }
 }

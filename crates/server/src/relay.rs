@@ -97,7 +97,7 @@ enum Unsent {
 impl Session {
     /// Hands on `run`, complete checked `Message` frames taken from the read buffer.
     pub(crate) fn forward(&mut self, run: BytesMut) {
-        let unsent = if self.parked.is_empty() {
+        let unsent = if self.backlog.as_ref().is_none_or(|b| b.parked.is_empty()) {
             self.send_run(run)
         } else {
             // Behind runs already waiting, to keep the order.
@@ -106,7 +106,7 @@ impl Session {
         match unsent {
             Ok(()) => {}
             Err(Unsent::Hold(run)) => self.hold(run),
-            Err(Unsent::Park(run)) => self.parked.push_back(run),
+            Err(Unsent::Park(run)) => self.backlog().parked.push_back(run),
         }
     }
 
@@ -136,7 +136,7 @@ impl Session {
         if let Some(store) = &store {
             let stored = Run {
                 conversation: conv.key.clone(),
-                sender: state.sides[side].key.clone(),
+                sender: self.me.clone().unwrap_or_default(),
                 frames: run.clone(),
             };
             if store
@@ -166,15 +166,16 @@ impl Session {
 
     /// Queues numbered messages for the companion, or keeps them until it has room.
     fn push_to(&mut self, companion: Link, run: Bytes) {
-        if !self.outbound.is_empty() {
-            self.outbound.push_back(run);
+        if let Some(backlog) = self.backlog.as_mut().filter(|b| !b.outbound.is_empty()) {
+            backlog.outbound.push_back(run);
             return;
         }
         match companion.push_data(run) {
             Ok(()) => {}
             Err(Refused::Full(run)) => {
-                self.outbound.push_back(run);
-                self.outbound_to = Some(companion);
+                let backlog = self.backlog();
+                backlog.outbound.push_back(run);
+                backlog.outbound_to = Some(companion);
             }
             // That session has just ended; a returning companion gets these from the store.
             Err(Refused::Closed(_)) => {}
@@ -183,15 +184,15 @@ impl Session {
 
     /// Pushes waiting numbered runs to the companion while it has room.
     pub(crate) fn flush_outbound(&mut self) {
-        let Some(companion) = self.outbound_to.clone() else {
+        let Some(companion) = self.backlog.as_ref().and_then(|b| b.outbound_to.clone()) else {
             self.drop_outbound();
             return;
         };
-        while let Some(run) = self.outbound.pop_front() {
+        while let Some(run) = self.backlog.as_mut().and_then(|b| b.outbound.pop_front()) {
             match companion.push_data(run) {
                 Ok(()) => {}
                 Err(Refused::Full(run)) => {
-                    self.outbound.push_front(run);
+                    self.backlog().outbound.push_front(run);
                     return;
                 }
                 Err(Refused::Closed(_)) => break,
@@ -202,26 +203,29 @@ impl Session {
 
     /// Forgets runs for a companion session that is gone (stored, when history is kept).
     fn drop_outbound(&mut self) {
-        if !self.outbound.is_empty() && self.shared.conversations.store().is_none() {
+        let Some(backlog) = self.backlog.as_mut() else {
+            return;
+        };
+        if !backlog.outbound.is_empty() && self.shared.conversations.store().is_none() {
             debug!(
                 "{}: {} run(s) for a companion that left were not delivered",
                 self.who,
-                self.outbound.len()
+                backlog.outbound.len()
             );
         }
-        self.outbound.clear();
-        self.outbound_to = None;
+        backlog.outbound.clear();
+        backlog.outbound_to = None;
         self.resumed();
     }
 
     /// Numbers and sends parked runs while the store takes them.
     pub(crate) fn flush_parked(&mut self) {
-        while let Some(run) = self.parked.pop_front() {
+        while let Some(run) = self.backlog.as_mut().and_then(|b| b.parked.pop_front()) {
             match self.send_run(BytesMut::from(&run[..])) {
                 Ok(()) => {}
                 Err(Unsent::Hold(run)) => self.hold(run),
                 Err(Unsent::Park(run)) => {
-                    self.parked.push_front(run);
+                    self.backlog().parked.push_front(run);
                     return;
                 }
             }
@@ -232,7 +236,8 @@ impl Session {
     /// The hub says: no companion; wait for anyone.
     pub(crate) fn wait_for_anyone(&mut self) {
         self.leave_route();
-        for run in std::mem::take(&mut self.parked) {
+        let parked = self.backlog.as_mut().map(|b| std::mem::take(&mut b.parked));
+        for run in parked.unwrap_or_default() {
             self.hold(run);
         }
         self.resumed();
@@ -242,7 +247,7 @@ impl Session {
     pub(crate) fn enter(&mut self, companion: String) {
         let key = fold_nick(&companion);
         if let Route::In { conv, side } = &self.route {
-            if *conv.lock().sides[1 - *side].key == *key {
+            if conv.member(1 - *side) == key {
                 // The same conversation (the companion came back): say where it stands again.
                 let conv = conv.clone();
                 self.claim(conv, companion);
@@ -283,13 +288,8 @@ impl Session {
         {
             // Left before the client was told where it stands (the companion went at once):
             // what it missed up to the claim still goes to it now, not at some later meeting.
-            let (read_through, from) = {
-                let state = conv.lock();
-                (
-                    state.sides[*side].read_through,
-                    state.sides[1 - *side].key.clone(),
-                )
-            };
+            let read_through = conv.lock().sides[*side].read_through;
+            let from: Arc<str> = conv.member(1 - *side).into();
             let (conv, live_after) = (conv.clone(), *live_after);
             if read_through < live_after {
                 self.replay(conv, from, read_through, live_after);
@@ -300,7 +300,7 @@ impl Session {
         self.drop_outbound();
         // Missed messages already being sent still go out: they are this member's whatever
         // happens to the conversation now.
-        if self.replays.is_empty() {
+        if !self.replaying() {
             self.release_deferred();
         }
     }
@@ -316,7 +316,7 @@ impl Session {
             state.sides[side].session = Some((self.id, self.mailbox.clone()));
             state.last_seq
         };
-        self.deferred.get_or_insert_with(Default::default);
+        self.backlog().deferred.get_or_insert_with(Default::default);
         self.generation += 1;
         self.route = Route::Claimed {
             conv: conv.clone(),
@@ -349,15 +349,11 @@ impl Session {
             return;
         };
         let (conv, side, live_after) = (conv.clone(), *side, *live_after);
-        let (info, from, here) = {
+        let (info, here) = {
             let state = conv.lock();
-            let here = state.companion(side).cloned();
-            (
-                state.info(side, &companion),
-                state.sides[1 - side].key.clone(),
-                here,
-            )
+            (state.info(side, &companion), state.companion(side).cloned())
         };
+        let from: Arc<str> = conv.member(1 - side).into();
         self.route = Route::In {
             conv: conv.clone(),
             side,
@@ -368,7 +364,7 @@ impl Session {
         if store && read_through < live_after {
             self.replay(conv, from, read_through, live_after);
         }
-        if self.replays.is_empty() {
+        if !self.replaying() {
             self.release_deferred();
         }
         if let Some(companion) = here {
@@ -384,9 +380,11 @@ impl Session {
             return;
         };
         let store = self.shared.conversations.store().is_some();
-        if self.held.count() > 0 && (store || conv.lock().companion(*side).is_some()) {
-            for (i, run) in self.held.take().into_iter().enumerate() {
-                self.parked.insert(i, run);
+        let held = self.backlog.as_ref().map_or(0, |b| b.held.count());
+        if held > 0 && (store || conv.lock().companion(*side).is_some()) {
+            let backlog = self.backlog();
+            for (i, run) in backlog.held.take().into_iter().enumerate() {
+                backlog.parked.insert(i, run);
             }
         }
         self.flush_parked();
@@ -394,7 +392,8 @@ impl Session {
 
     /// Queues a replay of `from`'s messages after `after` through `through`.
     fn replay(&mut self, conv: Arc<Conversation>, from: Arc<str>, after: u64, through: u64) {
-        if let Some(pending) = self
+        let backlog = self.backlog();
+        if let Some(pending) = backlog
             .replays
             .iter_mut()
             .find(|r| Arc::ptr_eq(&r.conv, &conv))
@@ -402,9 +401,10 @@ impl Session {
             pending.through = pending.through.max(through);
             return;
         }
-        self.replay_serial += 1;
-        self.replays.push_back(Replay {
-            serial: self.replay_serial,
+        backlog.replay_serial += 1;
+        let serial = backlog.replay_serial;
+        backlog.replays.push_back(Replay {
+            serial,
             conv,
             from,
             after,
@@ -419,7 +419,7 @@ impl Session {
     /// not taken the last one yet.
     pub(crate) fn next_replay_page(&mut self) {
         let room = self.out_reply_bytes < self.shared.max_backlog / 2;
-        let Some(replay) = self.replays.front_mut() else {
+        let Some(replay) = self.backlog.as_mut().and_then(|b| b.replays.front_mut()) else {
             return;
         };
         let Some(store) = self.shared.conversations.store().cloned() else {
@@ -453,8 +453,10 @@ impl Session {
 
     /// The front replay is over: the next one starts, or held-back frames go.
     fn replay_done(&mut self) {
-        self.replays.pop_front();
-        if self.replays.is_empty() {
+        if let Some(backlog) = self.backlog.as_mut() {
+            backlog.replays.pop_front();
+        }
+        if !self.replaying() {
             if !matches!(self.route, Route::Claimed { .. }) {
                 self.release_deferred();
             }
@@ -483,12 +485,18 @@ impl Session {
                 Err(err) => return Err(self.store_unusable(&err)),
             },
             Job::Replayed { serial, result }
-                if self.replays.front().is_some_and(|r| r.serial == serial) =>
+                if self
+                    .backlog
+                    .as_ref()
+                    .and_then(|b| b.replays.front())
+                    .is_some_and(|r| r.serial == serial) =>
             {
                 self.on_replayed(result);
             }
             Job::History { limit, result } => {
-                self.history_busy = false;
+                if let Some(backlog) = self.backlog.as_mut() {
+                    backlog.history_busy = false;
+                }
                 // Answered even if the route has changed since: the client asked for it.
                 let messages = match result {
                     Ok(messages) => messages,
@@ -506,7 +514,7 @@ impl Session {
     }
 
     fn on_replayed(&mut self, result: Result<Vec<StoredMessage>, StoreError>) {
-        let Some(replay) = self.replays.front_mut() else {
+        let Some(replay) = self.backlog.as_mut().and_then(|b| b.replays.front_mut()) else {
             return;
         };
         replay.reading = false;
@@ -558,13 +566,13 @@ impl Session {
         if limit == 0 {
             return self.answer_history(Vec::new(), limit);
         }
-        if self.history_busy {
+        if self.backlog.as_ref().is_some_and(|b| b.history_busy) {
             let text = "one history request at a time; wait for HistoryEnd".into();
             self.reply_error(ErrorCode::UnexpectedFrame, text);
             return self.answer_history(Vec::new(), 0);
         }
-        self.history_busy = true;
         let key = conv.key.clone();
+        self.backlog().history_busy = true;
         self.spawn(async move {
             let result = tokio::task::spawn_blocking(move || store.before(&key, before, limit + 1))
                 .await
@@ -603,7 +611,7 @@ impl Session {
             return;
         };
         let companion = state.companion(*side).cloned();
-        let member = state.sides[*side].key.clone();
+        let member = self.me.clone().unwrap_or_default();
         drop(state);
         let delivered = encode_to_bytes(&Frame::Delivered(seq));
         let Some(store) = self.shared.conversations.store().cloned() else {

@@ -49,21 +49,9 @@ pub(crate) enum Phase {
     Joined,
 }
 
-pub(crate) struct Session {
-    pub(crate) id: SessionId,
-    pub(crate) who: Who,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) mailbox: Link,
-    pub(crate) phase: Phase,
-    pub(crate) held: Held,
-    /// A companion asked for with `ChatWith` before the nickname.
-    pub(crate) wants: Option<String>,
-    /// The member's folded nickname, once it has one.
-    pub(crate) me: Option<std::sync::Arc<str>>,
-    /// Where the client's messages go now.
-    pub(crate) route: Route,
-    /// Counts route changes; a job started for an older route is ignored when it finishes.
-    pub(crate) generation: u64,
+/// A session's queues and work in progress; see `Session::backlog`.
+#[derive(Default)]
+pub(crate) struct Backlog {
     /// Runs not yet numbered, oldest first: the conversation is being opened or the store is
     /// full. Reading pauses while there are any.
     pub(crate) parked: VecDeque<Bytes>,
@@ -80,6 +68,40 @@ pub(crate) struct Session {
     pub(crate) history_busy: bool,
     /// Store reads and conversation loads in progress (created on first use).
     pub(crate) jobs: Option<JoinSet<Job>>,
+    /// Messages sent while no companion was chosen, kept for the next one.
+    pub(crate) held: Held,
+}
+
+impl Backlog {
+    /// Nothing waits and nothing is in progress.
+    fn is_idle(&self) -> bool {
+        self.parked.is_empty()
+            && self.outbound.is_empty()
+            && self.deferred.is_none()
+            && self.replays.is_empty()
+            && !self.history_busy
+            && self.jobs.as_ref().is_none_or(JoinSet::is_empty)
+            && self.held.count() == 0
+    }
+}
+
+pub(crate) struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) who: Who,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) mailbox: Link,
+    pub(crate) phase: Phase,
+    /// A companion asked for with `ChatWith` before the nickname.
+    pub(crate) wants: Option<String>,
+    /// The member's folded nickname, once it has one.
+    pub(crate) me: Option<std::sync::Arc<str>>,
+    /// Where the client's messages go now.
+    pub(crate) route: Route,
+    /// Counts route changes; a job started for an older route is ignored when it finishes.
+    pub(crate) generation: u64,
+    /// What waits for something (the store, the companion, a replay): allocated only while
+    /// anything does, so an idle connection does not carry its queues.
+    pub(crate) backlog: Option<Box<Backlog>>,
     /// Bytes read but not yet acted on (a partial frame); empty and unallocated when idle.
     pub(crate) rbuf: BytesMut,
     /// Frames being written to the client; the first may be partly written (`out_offset`).
@@ -121,19 +143,11 @@ pub async fn serve(
         who: Who::new(number),
         mailbox: Mailbox::new(shared.config.outbox_bytes()),
         phase: Phase::Hello,
-        held: Held::new(shared.config.max_held as usize),
         wants: None,
         me: None,
         route: Route::Anyone,
         generation: 0,
-        parked: VecDeque::new(),
-        outbound: VecDeque::new(),
-        outbound_to: None,
-        deferred: None,
-        replays: VecDeque::new(),
-        replay_serial: 0,
-        history_busy: false,
-        jobs: None,
+        backlog: None,
         rbuf: BytesMut::new(),
         out: VecDeque::new(),
         out_offset: 0,
@@ -155,14 +169,16 @@ pub async fn serve(
     if let Some((a, b)) = departure.and_then(|d| d.repaired) {
         log_pairing(&a, &b);
     }
-    let unsent = session.held.count() + session.parked.len();
+    let parked = session.backlog.as_ref().map_or(0, |b| b.parked.len());
+    let held = session.backlog.as_ref().map_or(0, |b| b.held.count());
+    let unsent = held + parked;
     if unsent > 0 {
         info!(
             "📭 {unsent} message run(s) from {} were never delivered",
             session.who
         );
     }
-    if let Some(jobs) = session.jobs.as_mut() {
+    if let Some(jobs) = session.backlog.as_mut().and_then(|b| b.jobs.as_mut()) {
         jobs.abort_all();
     }
     if !matches!(end, End::Reset(_) | End::WriterGone) {
@@ -190,24 +206,35 @@ impl Session {
             self.next_replay_page();
             let writing = !self.out.is_empty();
             let busy = self
-                .jobs
+                .backlog
                 .as_ref()
+                .and_then(|b| b.jobs.as_ref())
                 .is_some_and(|jobs| jobs.len() >= MAX_JOBS);
             let reading = !self.paused() && !busy && self.out_reply_bytes < self.shared.max_backlog;
-            let companion_room = match self.outbound.is_empty() {
-                false => self.outbound_to.clone(),
-                true => None,
+            if self.backlog.as_ref().is_some_and(|b| b.is_idle()) {
+                // Give the queues back while the session has nothing waiting.
+                self.backlog = None;
+            }
+            let backlog = self.backlog.as_deref();
+            let companion_room = backlog
+                .filter(|b| !b.outbound.is_empty())
+                .and_then(|b| b.outbound_to.clone());
+            let store_room = backlog.is_some_and(|b| !b.parked.is_empty())
+                && matches!(self.route, Route::In { .. });
+            let store = match store_room {
+                true => self.shared.conversations.store().cloned(),
+                false => None,
             };
-            let store = self.shared.conversations.store().cloned();
-            let store_room = !self.parked.is_empty() && matches!(self.route, Route::In { .. });
-            let has_jobs = self.jobs.as_ref().is_some_and(|jobs| !jobs.is_empty());
+            let waiting = companion_room.is_some() || store.is_some();
+            let has_jobs = backlog
+                .and_then(|b| b.jobs.as_ref())
+                .is_some_and(|jobs| !jobs.is_empty());
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Step::Shutdown,
                 ready = stream.writable(), if writing => Step::Writable(ready),
-                _ = room(&companion_room), if companion_room.is_some() => Step::Room,
-                _ = store_has_room(&store), if store_room && store.is_some() => Step::StoreRoom,
-                Some(done) = next_job(&mut self.jobs), if has_jobs => Step::Job(done),
+                step = room(companion_room, store), if waiting => step,
+                Some(done) = next_job(&mut self.backlog), if has_jobs => Step::Job(done),
                 ready = stream.readable(), if reading => Step::Readable(ready),
                 // The mailbox is emptied at the top of every turn anyway; this only wakes an
                 // otherwise idle session, so it comes after the socket to never starve it.
@@ -227,9 +254,11 @@ impl Session {
                     Ok(())
                 }
                 Step::Job(Ok(job)) => {
-                    if self.jobs.as_ref().is_some_and(JoinSet::is_empty) {
-                        // Give the set back while the session has nothing in progress.
-                        self.jobs = None;
+                    if let Some(backlog) = self.backlog.as_mut() {
+                        if backlog.jobs.as_ref().is_some_and(JoinSet::is_empty) {
+                            // Give the set back while the session has nothing in progress.
+                            backlog.jobs = None;
+                        }
                     }
                     self.on_job(job)
                 }
@@ -253,7 +282,7 @@ impl Session {
     /// Takes what others queued for this session: frames to write, notes to act on (together,
     /// because a note's frame and the data queued around it must keep their order).
     pub(crate) fn absorb_mailbox(&mut self) -> Result<(), End> {
-        if let Some(deferred) = self.deferred.as_mut() {
+        if let Some(deferred) = self.backlog.as_mut().and_then(|b| b.deferred.as_mut()) {
             // Missed messages are still going out: what arrives now goes after them.
             self.mailbox.take(deferred, &mut self.notes);
             return self.act_on_notes();
@@ -273,7 +302,7 @@ impl Session {
 
     /// Moves frames held back during a replay to the client's queue, in order.
     pub(crate) fn release_deferred(&mut self) {
-        let Some(deferred) = self.deferred.take() else {
+        let Some(deferred) = self.backlog.as_mut().and_then(|b| b.deferred.take()) else {
             return;
         };
         if self.out.is_empty() && !deferred.is_empty() {
@@ -450,7 +479,19 @@ impl Session {
 
     /// Whether reading from the client is paused because its messages cannot move on yet.
     pub(crate) fn paused(&self) -> bool {
-        !self.parked.is_empty() || !self.outbound.is_empty()
+        self.backlog
+            .as_ref()
+            .is_some_and(|b| !b.parked.is_empty() || !b.outbound.is_empty())
+    }
+
+    /// The backlog, allocated if the session had none.
+    pub(crate) fn backlog(&mut self) -> &mut Backlog {
+        self.backlog.get_or_insert_with(Default::default)
+    }
+
+    /// Whether missed messages are still going out (frames for the client wait behind them).
+    pub(crate) fn replaying(&self) -> bool {
+        self.backlog.as_ref().is_some_and(|b| !b.replays.is_empty())
     }
 
     /// Reading resumes; the client's silence while paused was our doing.
@@ -461,11 +502,12 @@ impl Session {
     /// Keeps a run for a companion still to come, refusing (with an error to the client) what
     /// does not fit in the allowance.
     pub(crate) fn hold(&mut self, chunk: Bytes) {
-        let refused = self.held.push_run(chunk, self.shared.max_frame);
+        let limit = self.shared.config.max_held as usize;
+        let max_frame = self.shared.max_frame;
+        let refused = self.backlog().held.push_run(chunk, limit, max_frame);
         if refused > 0 {
             let text = format!(
-                "{refused} message(s) not kept: the {} byte allowance for messages waiting for a companion is used up",
-                self.held.limit()
+                "{refused} message(s) not kept: the {limit} byte allowance for messages waiting for a companion is used up"
             );
             self.reply_error(ErrorCode::HeldFull, text);
         }
@@ -490,7 +532,10 @@ impl Session {
 
     /// Starts a job whose result comes back through `on_job`.
     pub(crate) fn spawn(&mut self, job: impl std::future::Future<Output = Job> + Send + 'static) {
-        self.jobs.get_or_insert_with(JoinSet::new).spawn(job);
+        self.backlog()
+            .jobs
+            .get_or_insert_with(JoinSet::new)
+            .spawn(job);
     }
 
     /// Logs a store failure and tells the client.
@@ -508,18 +553,26 @@ impl Session {
     }
 }
 
-async fn room(link: &Option<Link>) {
-    if let Some(link) = link {
-        link.room().await;
+/// Waits for room where the session's runs wait: in the companion's mailbox first (reading is
+/// paused for it), else in the store. One future for both keeps an idle session small: a
+/// select holds every branch's future, used or not.
+async fn room(
+    companion: Option<Link>,
+    store: Option<std::sync::Arc<p2pchat_store::Store>>,
+) -> Step {
+    match (companion, store) {
+        (Some(companion), _) => {
+            companion.room().await;
+            Step::Room
+        }
+        (None, Some(store)) => {
+            store.room().await;
+            Step::StoreRoom
+        }
+        (None, None) => std::future::pending().await,
     }
 }
 
-async fn store_has_room(store: &Option<std::sync::Arc<p2pchat_store::Store>>) {
-    if let Some(store) = store {
-        store.room().await;
-    }
-}
-
-async fn next_job(jobs: &mut Option<JoinSet<Job>>) -> Option<Result<Job, JoinError>> {
-    jobs.as_mut()?.join_next().await
+async fn next_job(backlog: &mut Option<Box<Backlog>>) -> Option<Result<Job, JoinError>> {
+    backlog.as_mut()?.jobs.as_mut()?.join_next().await
 }
