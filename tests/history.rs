@@ -376,3 +376,16 @@ fn a_second_relay_on_the_same_data_dir_is_refused() {
     a.say("still here");
     b.expect("💬 Companion: still here");
 }
+
+#[test]
+fn ctrl_c_while_reconnecting_quits_at_once() {
+    let mut server = Server::start(&[]);
+    let (mut a, _b) = pair_by_name(&server, server.port);
+    server.kill9();
+    a.expect("Reconnecting");
+    // Without Ctrl+C the client would go on retrying for --retry-for (5 minutes); wait_exit's
+    // bound is what proves it quit.
+    support::signal(&a.child, "INT");
+    let status = a.wait_exit();
+    assert!(status.success(), "{status:?}");
+}
