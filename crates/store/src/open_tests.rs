@@ -92,3 +92,16 @@ fn the_data_is_private() {
     assert_eq!(mode(store.path()), 0o600);
     assert_eq!(mode(&data.join("history.db-wal")), 0o600);
 }
+
+#[test]
+fn the_database_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(!dir.path().join("history.db-journal").exists());
+    drop(store);
+}
