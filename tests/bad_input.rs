@@ -231,10 +231,13 @@ fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
     let server = Server::start(&["--max-held", "100"]);
     let (mut a, waiting) = Raw::login(server.port, "Hoarder");
     assert_eq!(waiting, Frame::Waiting);
-    // Each 10-byte message is a 47-byte frame: two fit in 100 bytes, the third does not.
+    // Each 10-byte message is a 47-byte frame: two fit in 100 bytes, the rest do not, even a
+    // shorter one after them (what is kept stays the oldest, without gaps): one error each.
     for i in 0..3 {
         a.send(&msg(&format!("held {i:05}")));
     }
+    a.send(&msg("x"));
+    assert_eq!(error_code(&a.recv()), (ErrorCode::HeldFull, false));
     assert_eq!(error_code(&a.recv()), (ErrorCode::HeldFull, false));
     let (mut b, paired) = Raw::login(server.port, "Finder");
     assert_eq!(paired, Frame::Paired("Hoarder".into()));

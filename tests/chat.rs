@@ -280,3 +280,33 @@ fn who_lists_people_and_chat_switches_companion() {
     a.say("/chat two words");
     a.expect("❌ Cannot chat with two words: a nickname cannot contain spaces");
 }
+
+#[test]
+fn messages_over_the_held_allowance_are_named_and_the_rest_arrive() {
+    // 120 bytes hold two 10-byte messages (47-byte frames); the third and fourth are refused.
+    let server = Server::start(&["--max-held", "120"]);
+    let mut a = server.client("Early");
+    a.expect("Waiting for a companion");
+    for text in ["held 00001", "held 00002", "held 00003", "held 00004"] {
+        a.say(text);
+    }
+    a.expect("“held 00004” was not sent");
+    a.expect("“held 00003” was not sent");
+    let b = server.client("Late");
+    b.expect("💬 Companion: held 00001");
+    b.expect("💬 Companion: held 00002");
+    a.say("live");
+    b.expect("💬 Companion: live");
+    a.say("/exit");
+    assert!(a.wait_exit().success());
+    // Every message the relay kept was acknowledged: nothing is reported unconfirmed.
+    assert!(
+        !a.output().iter().any(|l| l.contains("not confirmed")),
+        "{:?}",
+        a.output()
+    );
+    assert!(!b
+        .output()
+        .iter()
+        .any(|l| l.contains("held 00003") || l.contains("held 00004")));
+}

@@ -505,9 +505,11 @@ impl Session {
         let limit = self.shared.config.max_held as usize;
         let max_frame = self.shared.max_frame;
         let refused = self.backlog().held.push_run(chunk, limit, max_frame);
-        if refused > 0 {
+        // One error per message: a client counts them against what it sent, newest first (what
+        // is kept is always the oldest, see `Held`).
+        for _ in 0..refused {
             let text = format!(
-                "{refused} message(s) not kept: the {limit} byte allowance for messages waiting for a companion is used up"
+                "message not kept: the {limit} byte allowance for messages waiting for a companion is used up"
             );
             self.reply_error(ErrorCode::HeldFull, text);
         }
