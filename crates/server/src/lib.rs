@@ -1,11 +1,14 @@
-//! The p2pchat relay: accepts connections, pairs clients by nickname in arrival order and
-//! forwards their messages.
+//! The p2pchat relay: accepts connections, pairs clients (in arrival order or by name), forwards
+//! their messages and keeps their conversations.
 //!
-//! `run` takes a bound listener and a shutdown token, so the binary, the tests and later a
-//! multi-node front end all start the same server. Modules: `listener` (accept, limits,
-//! shutdown), `session` (one connection's task), `inbound` (what a client's frames do),
-//! `mailbox` (what others queue for a session), `hub` (pure pairing logic).
+//! `run` takes a bound listener, an optional history store and a shutdown token, so the binary,
+//! the tests and later a multi-node front end all start the same server. Modules: `listener`
+//! (accept, limits, shutdown), `session` (one connection's task), `inbound` (what a client's
+//! frames do), `relay` (numbering, storing and forwarding runs; joining a conversation),
+//! `catchup` (missed messages, history, receipts), `conversation` (identity and routing),
+//! `mailbox` (what others queue for a session), `hub` (pure pairing logic), `retention`.
 
+mod catchup;
 mod conversation;
 mod held;
 pub mod hub;

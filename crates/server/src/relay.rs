@@ -1,18 +1,17 @@
 //! Where a session's messages go: numbering them in their conversation, queueing them for the
-//! store, handing them to the companion, and sending a returning member what it missed.
+//! store, handing them to the companion; and joining a conversation (claiming a side, being told
+//! where it stands).
 //!
 //! Forwarding to an online companion never waits for the disk: a run is numbered and queued for
 //! the store and handed to the companion's mailbox in the same step, and only the sender's `Ack`
-//! waits for the commit. A member who comes back gets the messages it missed from the store,
-//! ahead of anything live (frames that arrive meanwhile are held back in `deferred`).
+//! waits for the commit. What a joining member missed is `catchup`'s business.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use p2pchat_proto::{
-    encode_to_bytes, fold_nick, message_id, peek_header, stamp_message, EarlierMessage, ErrorCode,
-    Frame, MessageId,
+    encode_to_bytes, fold_nick, message_id, peek_header, stamp_message, ErrorCode, Frame, MessageId,
 };
 use p2pchat_store::{Done, Run, StoreError, StoredMessage};
 use tracing::debug;
@@ -21,12 +20,6 @@ use crate::conversation::Conversation;
 use crate::mailbox::{Link, Refused};
 use crate::report::End;
 use crate::session::Session;
-
-/// Missed messages read from the store at a time (and at most this many bytes of them).
-const REPLAY_PAGE: usize = 512;
-const REPLAY_BYTES: usize = 1 << 20;
-/// Most messages one `History` answer carries.
-pub(crate) const MAX_HISTORY: usize = 200;
 
 /// Where a session's messages go.
 pub(crate) enum Route {
@@ -49,18 +42,6 @@ pub(crate) enum Route {
         conv: Arc<Conversation>,
         side: usize,
     },
-}
-
-/// Missed messages still to send: those of `from` with `after < seq <= through`.
-pub(crate) struct Replay {
-    serial: u64,
-    conv: Arc<Conversation>,
-    from: Arc<str>,
-    after: u64,
-    through: u64,
-    /// The first read waits for the store to commit everything numbered before it.
-    first: bool,
-    reading: bool,
 }
 
 /// What a background job brings back to its session.
@@ -390,81 +371,6 @@ impl Session {
         self.flush_parked();
     }
 
-    /// Queues a replay of `from`'s messages after `after` through `through`.
-    fn replay(&mut self, conv: Arc<Conversation>, from: Arc<str>, after: u64, through: u64) {
-        let backlog = self.backlog();
-        if let Some(pending) = backlog
-            .replays
-            .iter_mut()
-            .find(|r| Arc::ptr_eq(&r.conv, &conv))
-        {
-            pending.through = pending.through.max(through);
-            return;
-        }
-        backlog.replay_serial += 1;
-        let serial = backlog.replay_serial;
-        backlog.replays.push_back(Replay {
-            serial,
-            conv,
-            from,
-            after,
-            through,
-            first: true,
-            reading: false,
-        });
-        self.next_replay_page();
-    }
-
-    /// Reads the next page of missed messages, unless one is being read or the client has
-    /// not taken the last one yet.
-    pub(crate) fn next_replay_page(&mut self) {
-        let room = self.out_reply_bytes < self.shared.max_backlog / 2;
-        let Some(replay) = self.backlog.as_mut().and_then(|b| b.replays.front_mut()) else {
-            return;
-        };
-        let Some(store) = self.shared.conversations.store().cloned() else {
-            return;
-        };
-        if replay.reading || !room {
-            return;
-        }
-        replay.reading = true;
-        let (first, after, through) = (replay.first, replay.after, replay.through);
-        replay.first = false;
-        let key = replay.conv.key.clone();
-        let serial = replay.serial;
-        self.spawn(async move {
-            let read = async {
-                if first {
-                    store.load(key.clone()).await?;
-                }
-                tokio::task::spawn_blocking(move || {
-                    store.after(&key, after, through, REPLAY_PAGE, REPLAY_BYTES)
-                })
-                .await
-                .map_err(|err| StoreError::Sqlite(err.to_string()))?
-            };
-            Job::Replayed {
-                serial,
-                result: read.await,
-            }
-        });
-    }
-
-    /// The front replay is over: the next one starts, or held-back frames go.
-    fn replay_done(&mut self) {
-        if let Some(backlog) = self.backlog.as_mut() {
-            backlog.replays.pop_front();
-        }
-        if !self.replaying() {
-            if !matches!(self.route, Route::Claimed { .. }) {
-                self.release_deferred();
-            }
-        } else {
-            self.next_replay_page();
-        }
-    }
-
     /// A job finished.
     pub(crate) fn on_job(&mut self, job: Job) -> Result<(), End> {
         match job {
@@ -513,37 +419,6 @@ impl Session {
         Ok(())
     }
 
-    fn on_replayed(&mut self, result: Result<Vec<StoredMessage>, StoreError>) {
-        let Some(replay) = self.backlog.as_mut().and_then(|b| b.replays.front_mut()) else {
-            return;
-        };
-        replay.reading = false;
-        let messages = match result {
-            Ok(messages) => messages,
-            Err(err) => {
-                self.store_failed("could not read the messages you missed", &err);
-                self.replay_done();
-                return;
-            }
-        };
-        let Some(last) = messages.last().map(|m| m.seq) else {
-            self.replay_done();
-            return;
-        };
-        replay.after = last;
-        let (done, from) = (last >= replay.through, replay.from.clone());
-        for message in messages {
-            if *message.sender == *from {
-                self.reply_bytes(message.frame);
-            }
-        }
-        if done {
-            self.replay_done();
-        } else {
-            self.next_replay_page();
-        }
-    }
-
     /// The conversation cannot be opened: the store is failing. The client is told (fatally:
     /// it reconnects later) and the session ends.
     fn store_unusable(&mut self, err: &StoreError) -> End {
@@ -554,82 +429,6 @@ impl Session {
             text: format!("the server could not open your conversation ({err}); try again later"),
         });
         End::Refused(format!("history store failed: {err}"))
-    }
-
-    /// `History`: up to `limit` messages before `before`, from the store.
-    pub(crate) fn history(&mut self, before: u64, limit: u32) {
-        let limit = (limit as usize).min(MAX_HISTORY);
-        let store = self.shared.conversations.store().cloned();
-        let (Route::In { conv, .. }, Some(store)) = (&self.route, store) else {
-            return self.answer_history(Vec::new(), limit);
-        };
-        if limit == 0 {
-            return self.answer_history(Vec::new(), limit);
-        }
-        if self.backlog.as_ref().is_some_and(|b| b.history_busy) {
-            let text = "one history request at a time; wait for HistoryEnd".into();
-            self.reply_error(ErrorCode::UnexpectedFrame, text);
-            return self.answer_history(Vec::new(), 0);
-        }
-        let key = conv.key.clone();
-        self.backlog().history_busy = true;
-        self.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || store.before(&key, before, limit + 1))
-                .await
-                .map_err(|err| StoreError::Sqlite(err.to_string()))
-                .and_then(|read| read);
-            Job::History { limit, result }
-        });
-    }
-
-    fn answer_history(&mut self, mut messages: Vec<StoredMessage>, limit: usize) {
-        let more = messages.len() > limit;
-        if more {
-            messages.drain(..messages.len() - limit);
-        }
-        let me = self.me.clone().unwrap_or_default();
-        let count = u32::try_from(messages.len()).unwrap_or(u32::MAX);
-        for message in messages {
-            self.reply(&Frame::Earlier(EarlierMessage {
-                seq: message.seq,
-                sent_ms: message.sent_ms,
-                mine: *message.sender == *me,
-                id: message.id,
-                text: message.text().to_owned(),
-            }));
-        }
-        self.reply(&Frame::HistoryEnd { count, more });
-    }
-
-    /// `Received`: the client has everything through `seq`; its companion hears of it.
-    pub(crate) fn received(&mut self, seq: u64) {
-        let Route::In { conv, side } = &self.route else {
-            return;
-        };
-        let mut state = conv.lock();
-        let Some(seq) = state.mark_read(*side, seq) else {
-            return;
-        };
-        let companion = state.companion(*side).cloned();
-        let member = self.me.clone().unwrap_or_default();
-        drop(state);
-        let delivered = encode_to_bytes(&Frame::Delivered(seq));
-        let Some(store) = self.shared.conversations.store().cloned() else {
-            if let Some(companion) = companion {
-                companion.push_reply(delivered);
-            }
-            return;
-        };
-        store.set_read(conv.key.clone(), member, seq);
-        // The companion hears of it once it is on disk, so that a receipt it shows survives a
-        // crash. Each `Received` moves the cursor forward, so these are bounded by the messages.
-        tokio::spawn(async move {
-            if store.flush().await.is_ok() {
-                if let Some(companion) = companion {
-                    companion.push_reply(delivered);
-                }
-            }
-        });
     }
 }
 

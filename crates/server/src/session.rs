@@ -22,10 +22,11 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::catchup::Replay;
 use crate::held::Held;
 use crate::hub::{Note, SessionId};
 use crate::mailbox::{Link, Mailbox, Queued};
-use crate::relay::{Job, Replay, Route};
+use crate::relay::{Job, Route};
 use crate::report::{log_end, log_pairing, End, Who};
 use crate::Shared;
 
