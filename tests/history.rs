@@ -389,3 +389,35 @@ fn ctrl_c_while_reconnecting_quits_at_once() {
     let status = a.wait_exit();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn ten_conversations_survive_a_crash_together() {
+    let mut server = Server::start(&[]);
+    let port = server.port;
+    let count = 4_000;
+    let mut pairs = Vec::new();
+    for i in 0..10 {
+        let (ann, bob) = (format!("Ann{i}"), format!("Bob{i}"));
+        let a = Client::start(port, &["--nick", &ann, "--to", &bob]);
+        a.expect(&format!("Waiting for {bob}"));
+        let b = Client::start(port, &["--nick", &bob, "--to", &ann]);
+        b.expect(&format!("Connected to {ann}"));
+        let (from_a, from_b) = (
+            numbered(&format!("a{i}"), count),
+            numbered(&format!("b{i}"), count),
+        );
+        let feeds = (a.feed(from_a.clone()), b.feed(from_b.clone()));
+        pairs.push((a, b, from_a, from_b, feeds));
+    }
+    pairs[9].1.wait_for_count(COMPANION, 300, LONG);
+    server.kill9();
+    server.restart();
+    for (a, b, from_a, from_b, _) in &pairs {
+        a.expect("Reconnected");
+        b.expect("Reconnected");
+        b.wait_for_count(COMPANION, count, LONG);
+        a.wait_for_count(COMPANION, count, LONG);
+        assert_exactly_once_in_order(&b.lines_starting(COMPANION), from_a, "a Bob");
+        assert_exactly_once_in_order(&a.lines_starting(COMPANION), from_b, "an Ann");
+    }
+}
