@@ -101,7 +101,8 @@ struct ServerArgs {
     /// [default: the platform's data directory, e.g. ~/.local/share/p2pchat]
     #[arg(long, value_name = "DIR", conflicts_with = "no_history")]
     data_dir: Option<std::path::PathBuf>,
-    /// Keep nothing on disk: messages are only relayed live, and lost if the companion is away.
+    /// Keep nothing on disk: messages are only relayed live (held in memory for a companion still
+    /// to come, up to --max-held; gone if the relay stops).
     #[arg(long)]
     no_history: bool,
     /// Delete stored messages older than this, e.g. 30d or 12h [default: keep everything]
