@@ -245,7 +245,7 @@ fn to_waits_for_the_companion_asked_for() {
     let a = Client::start(server.port, &["--nick", "Alice", "--to", "Bob"]);
     assert_eq!(
         a.expect("Waiting for"),
-        "⏳ Waiting for Bob to be free... Messages you send now are held and delivered when you are connected."
+        "⏳ Waiting for Bob to be free... Messages you send now are stored and delivered when you are connected."
     );
     a.say("for Bob only");
     // A newcomer who takes anyone is not given Alice: she waits for Bob.

@@ -73,8 +73,11 @@ impl App {
         let effects = self.set_companion(nick, false);
         let nick = printable(nick);
         let text = match (returning, self.stored_history) {
-            (false, _) => format!(
+            (false, false) => format!(
                 "⏳ Waiting for {nick} to be free... Messages you send now are held and delivered when you are connected."
+            ),
+            (false, true) => format!(
+                "⏳ Waiting for {nick} to be free... Messages you send now are stored and delivered when you are connected."
             ),
             (true, true) => format!(
                 "⏳ Waiting for {nick} to come back... Messages you send now are stored and delivered when they return."

@@ -284,3 +284,19 @@ fn a_companion_whose_connection_broke_is_waited_for() {
         [sent(1, "still there?")]
     );
 }
+
+#[test]
+fn waiting_for_someone_says_whether_messages_are_stored() {
+    let mut stored = log_in(new_app(), "Nick1");
+    let shown = texts(&stored.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
+    assert_eq!(
+        shown,
+        ["⏳ Waiting for Nick2 to be free... Messages you send now are stored and delivered when you are connected."]
+    );
+    let mut live_only = log_in(new_app().with_stored_history(false), "Nick1");
+    let shown = texts(&live_only.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
+    assert_eq!(
+        shown,
+        ["⏳ Waiting for Nick2 to be free... Messages you send now are held and delivered when you are connected."]
+    );
+}
