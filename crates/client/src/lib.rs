@@ -1,11 +1,13 @@
 //! The p2pchat terminal client.
 //!
-//! `app` decides what happens (pure), `input` reads commands (pure), `net` talks to the relay,
-//! `ui` draws and reads the terminal; `run` wires them together and owns the timers: the
-//! heartbeat, the reconnect backoff and the wait for acks when leaving.
+//! `app` decides what happens (pure; `events` are its inputs and outputs), `input` reads
+//! commands (pure), `net` talks to the relay, `ui` draws and reads the terminal; `run` wires
+//! them together and owns the timers: the heartbeat, the reconnect backoff and the wait for acks
+//! when leaving.
 
 pub mod app;
 mod backoff;
+pub mod events;
 mod history;
 mod inbox;
 pub mod input;
