@@ -48,6 +48,35 @@ fn assert_exactly_once_in_order(seen: &[String], sent: &[String], who: &str) {
     assert_eq!(seen, sent, "{who} saw the messages out of order");
 }
 
+/// Numbered messages going both ways between two clients, each typed from a thread of its own.
+struct Exchange {
+    from_a: Vec<String>,
+    from_b: Vec<String>,
+    _typing: (std::thread::JoinHandle<()>, std::thread::JoinHandle<()>),
+}
+
+impl Exchange {
+    /// `a` sends `count` messages tagged `tags.0`, `b` as many tagged `tags.1`.
+    fn start(a: &Client, b: &Client, count: usize, tags: (&str, &str)) -> Self {
+        let (from_a, from_b) = (numbered(tags.0, count), numbered(tags.1, count));
+        let _typing = (a.feed(from_a.clone()), b.feed(from_b.clone()));
+        Self {
+            from_a,
+            from_b,
+            _typing,
+        }
+    }
+
+    /// Waits until each side has shown everything the other sent, then checks it saw each
+    /// message exactly once, in order.
+    fn assert_complete(&self, a: &Client, b: &Client) {
+        b.wait_for_count(COMPANION, self.from_a.len(), LONG);
+        a.wait_for_count(COMPANION, self.from_b.len(), LONG);
+        assert_exactly_once_in_order(&b.lines_starting(COMPANION), &self.from_a, "Bob");
+        assert_exactly_once_in_order(&a.lines_starting(COMPANION), &self.from_b, "Ann");
+    }
+}
+
 /// Two scripted clients that found each other by name.
 fn pair_by_name(server: &Server, port: u16) -> (Client, Client) {
     let a = Client::start(port, &["--nick", "Ann", "--to", "Bob"]);
@@ -65,9 +94,7 @@ fn crash_mid_exchange(count: usize, kill_at: usize) {
     let mut server = Server::start(&[]);
     let port = server.port;
     let (a, b) = pair_by_name(&server, port);
-    let (from_a, from_b) = (numbered("ann", count), numbered("bob", count));
-    let _feed_a = a.feed(from_a.clone());
-    let _feed_b = b.feed(from_b.clone());
+    let exchange = Exchange::start(&a, &b, count, ("ann", "bob"));
     b.wait_for_count(COMPANION, kill_at, LONG);
     server.kill9();
     a.expect("Reconnecting");
@@ -75,10 +102,7 @@ fn crash_mid_exchange(count: usize, kill_at: usize) {
     server.restart();
     a.expect("Reconnected");
     b.expect("Reconnected");
-    b.wait_for_count(COMPANION, count, LONG);
-    a.wait_for_count(COMPANION, count, LONG);
-    assert_exactly_once_in_order(&b.lines_starting(COMPANION), &from_a, "Bob");
-    assert_exactly_once_in_order(&a.lines_starting(COMPANION), &from_b, "Ann");
+    exchange.assert_complete(&a, &b);
 }
 
 #[test]
@@ -97,18 +121,13 @@ fn a_server_killed_twice_loses_and_repeats_nothing() {
     let port = server.port;
     let (a, b) = pair_by_name(&server, port);
     let count = 6_000;
-    let (from_a, from_b) = (numbered("ann", count), numbered("bob", count));
-    let _feed_a = a.feed(from_a.clone());
-    let _feed_b = b.feed(from_b.clone());
+    let exchange = Exchange::start(&a, &b, count, ("ann", "bob"));
     for kill_at in [1_000, 3_500] {
         a.wait_for_count(COMPANION, kill_at, LONG);
         server.kill9();
         server.restart();
     }
-    b.wait_for_count(COMPANION, count, LONG);
-    a.wait_for_count(COMPANION, count, LONG);
-    assert_exactly_once_in_order(&b.lines_starting(COMPANION), &from_a, "Bob");
-    assert_exactly_once_in_order(&a.lines_starting(COMPANION), &from_b, "Ann");
+    exchange.assert_complete(&a, &b);
 }
 
 #[test]
@@ -189,17 +208,12 @@ fn a_dropped_connection_is_resumed_without_loss_or_duplicates() {
     let b = Client::start(server.port, &["--nick", "Bob", "--to", "Ann"]);
     b.expect("Connected to Ann");
     let count = 5_000;
-    let (from_a, from_b) = (numbered("ann", count), numbered("bob", count));
-    let _feed_a = a.feed(from_a.clone());
-    let _feed_b = b.feed(from_b.clone());
+    let exchange = Exchange::start(&a, &b, count, ("ann", "bob"));
     b.wait_for_count(COMPANION, 1_000, LONG);
     assert_eq!(proxy.cut(), 1, "Ann's connection goes through the proxy");
     a.expect("Reconnecting");
     a.expect("Reconnected");
-    b.wait_for_count(COMPANION, count, LONG);
-    a.wait_for_count(COMPANION, count, LONG);
-    assert_exactly_once_in_order(&b.lines_starting(COMPANION), &from_a, "Bob");
-    assert_exactly_once_in_order(&a.lines_starting(COMPANION), &from_b, "Ann");
+    exchange.assert_complete(&a, &b);
 }
 
 #[test]
@@ -211,9 +225,7 @@ fn connections_cut_again_and_again_lose_and_repeat_nothing() {
     let b = Client::start(proxy_b.port, &["--nick", "Bob", "--to", "Ann"]);
     b.expect("Connected to Ann");
     let count = 6_000;
-    let (from_a, from_b) = (numbered("ann", count), numbered("bob", count));
-    let _feed_a = a.feed(from_a.clone());
-    let _feed_b = b.feed(from_b.clone());
+    let exchange = Exchange::start(&a, &b, count, ("ann", "bob"));
     // Cut one side, the other, then both at once, while messages flow both ways.
     for (round, at) in [500, 1_500, 2_500, 3_500].into_iter().enumerate() {
         b.wait_for_count(COMPANION, at, LONG);
@@ -223,10 +235,7 @@ fn connections_cut_again_and_again_lose_and_repeat_nothing() {
             _ => proxy_a.cut() + proxy_b.cut(),
         };
     }
-    b.wait_for_count(COMPANION, count, LONG);
-    a.wait_for_count(COMPANION, count, LONG);
-    assert_exactly_once_in_order(&b.lines_starting(COMPANION), &from_a, "Bob");
-    assert_exactly_once_in_order(&a.lines_starting(COMPANION), &from_b, "Ann");
+    exchange.assert_complete(&a, &b);
     let reconnects = |c: &Client| c.lines_starting("🔌 Reconnected").len();
     assert!(reconnects(&a) >= 1 && reconnects(&b) >= 1, "both were cut");
 }
@@ -402,22 +411,15 @@ fn ten_conversations_survive_a_crash_together() {
         a.expect(&format!("Waiting for {bob}"));
         let b = Client::start(port, &["--nick", &bob, "--to", &ann]);
         b.expect(&format!("Connected to {ann}"));
-        let (from_a, from_b) = (
-            numbered(&format!("a{i}"), count),
-            numbered(&format!("b{i}"), count),
-        );
-        let feeds = (a.feed(from_a.clone()), b.feed(from_b.clone()));
-        pairs.push((a, b, from_a, from_b, feeds));
+        let exchange = Exchange::start(&a, &b, count, (&format!("a{i}"), &format!("b{i}")));
+        pairs.push((a, b, exchange));
     }
     pairs[9].1.wait_for_count(COMPANION, 300, LONG);
     server.kill9();
     server.restart();
-    for (a, b, from_a, from_b, _) in &pairs {
+    for (a, b, exchange) in &pairs {
         a.expect("Reconnected");
         b.expect("Reconnected");
-        b.wait_for_count(COMPANION, count, LONG);
-        a.wait_for_count(COMPANION, count, LONG);
-        assert_exactly_once_in_order(&b.lines_starting(COMPANION), from_a, "a Bob");
-        assert_exactly_once_in_order(&a.lines_starting(COMPANION), from_b, "an Ann");
+        exchange.assert_complete(a, b);
     }
 }
