@@ -362,3 +362,27 @@ fn odd_history_and_resume_requests_are_answered_and_break_nothing() {
     assert!(matches!(early.recv(), Frame::NickOk { .. }));
     support::assert_chat_works(&mut a, &mut b, "after odd requests");
 }
+
+#[test]
+fn a_receipt_arriving_after_the_companion_left_still_counts() {
+    let mut server = Server::start(&[]);
+    let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
+    b.send(&msg("last words"));
+    let seq = seq_of(&a.recv_until(|f| matches!(f, Frame::Message(_))));
+    b.send(&Frame::Bye);
+    b.expect_closed();
+    a.recv_until(|f| matches!(f, Frame::Waiting));
+    // Ann's receipt for Bob's last message reaches the relay after Bob has gone.
+    a.send(&Frame::Received(seq));
+    a.send(&Frame::Bye);
+    a.expect_closed();
+    server.signal("TERM");
+    let _ = server.wait_exit();
+    server.restart();
+    let mut a = Raw::connect(server.port);
+    a.hello();
+    a.send(&Frame::ChatWith("Bob".into()));
+    a.send(&Frame::Nick("Ann".into()));
+    a.recv_until(|f| matches!(f, Frame::WaitingFor(_)));
+    assert_eq!(a.expect_conversation().read_through, seq);
+}

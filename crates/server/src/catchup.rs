@@ -146,7 +146,9 @@ impl Session {
     pub(crate) fn history(&mut self, before: u64, limit: u32) {
         let limit = (limit as usize).min(MAX_HISTORY);
         let store = self.shared.conversations.store().cloned();
-        let (Route::In { conv, .. }, Some(store)) = (&self.route, store) else {
+        let (Route::In { conv, .. } | Route::Claimed { conv, .. }, Some(store)) =
+            (&self.route, store)
+        else {
             return self.answer_history(Vec::new(), limit);
         };
         if limit == 0 {
@@ -189,7 +191,18 @@ impl Session {
 
     /// `Received`: the client has everything through `seq`; its companion hears of it.
     pub(crate) fn received(&mut self, seq: u64) {
-        let Route::In { conv, side } = &self.route else {
+        // Also while the conversation is being rejoined, or just after it was left (the
+        // companion went while the receipt was on its way): it is about messages the client
+        // already has.
+        let (Route::In { conv, side }
+        | Route::Claimed { conv, side, .. }
+        | Route::Anyone {
+            last: Some((conv, side)),
+        }
+        | Route::Opening {
+            last: Some((conv, side)),
+        }) = &self.route
+        else {
             return;
         };
         let mut state = conv.lock();

@@ -23,10 +23,16 @@ use crate::session::Session;
 
 /// Where a session's messages go.
 pub(crate) enum Route {
-    /// No companion chosen: messages are held until one arrives.
-    Anyone,
-    /// The conversation with `companion` is being opened; messages wait in `parked`.
-    Opening,
+    /// No companion chosen: messages are held until one arrives. `last`: the conversation just
+    /// left, to which a late `Received` still applies.
+    Anyone {
+        last: Option<(Arc<Conversation>, usize)>,
+    },
+    /// The conversation with `companion` is being opened; messages wait in `parked`. `last` as
+    /// for `Anyone`.
+    Opening {
+        last: Option<(Arc<Conversation>, usize)>,
+    },
     /// This session serves `side` of the conversation, but the client has not been told where it
     /// stands yet (the store is committing what an earlier session of the member sent): messages
     /// wait in `parked`, and frames for the client in `deferred`.
@@ -96,8 +102,10 @@ impl Session {
     fn send_run(&mut self, mut run: BytesMut) -> Result<(), Unsent> {
         let (conv, side) = match &self.route {
             Route::In { conv, side } => (conv.clone(), *side),
-            Route::Anyone => return Err(Unsent::Hold(run.freeze())),
-            Route::Opening | Route::Claimed { .. } => return Err(Unsent::Park(run.freeze())),
+            Route::Anyone { .. } => return Err(Unsent::Hold(run.freeze())),
+            Route::Opening { .. } | Route::Claimed { .. } => {
+                return Err(Unsent::Park(run.freeze()))
+            }
         };
         let store = self.shared.conversations.store().cloned();
         let mut state = conv.lock();
@@ -236,7 +244,11 @@ impl Session {
             }
         }
         self.leave_route();
-        self.route = Route::Opening;
+        let last = match &mut self.route {
+            Route::Anyone { last } => last.take(),
+            _ => None,
+        };
+        self.route = Route::Opening { last };
         let Some(me) = self.me.clone() else {
             return;
         };
@@ -276,7 +288,13 @@ impl Session {
                 self.replay(conv, from, read_through, live_after);
             }
         }
-        self.route = Route::Anyone;
+        let last = match &mut self.route {
+            Route::In { conv, side } | Route::Claimed { conv, side, .. } => {
+                Some((conv.clone(), *side))
+            }
+            Route::Anyone { last } | Route::Opening { last } => last.take(),
+        };
+        self.route = Route::Anyone { last };
         self.generation += 1;
         self.drop_outbound();
         // Missed messages already being sent still go out: they are this member's whatever

@@ -146,7 +146,7 @@ pub async fn serve(
         phase: Phase::Hello,
         wants: None,
         me: None,
-        route: Route::Anyone,
+        route: Route::Anyone { last: None },
         generation: 0,
         backlog: None,
         rbuf: BytesMut::new(),
