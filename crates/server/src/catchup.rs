@@ -82,7 +82,7 @@ impl Session {
         self.spawn(async move {
             let read = async {
                 if first {
-                    store.load(key.clone()).await?;
+                    store.flush().await?;
                 }
                 tokio::task::spawn_blocking(move || {
                     store.after(&key, after, through, REPLAY_PAGE, REPLAY_BYTES)

@@ -327,7 +327,7 @@ impl Session {
             return self.settle(companion);
         };
         self.spawn(async move {
-            let result = store.load(conv.key.clone()).await.map(|_| ());
+            let result = store.flush().await;
             Job::Settled {
                 generation,
                 companion,
