@@ -139,10 +139,7 @@ impl Conversation {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent before anything that could panic.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Session `id` no longer serves `side` (if it still did).
@@ -177,9 +174,7 @@ impl Conversations {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Weak<Conversation>>> {
-        self.open
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.open)
     }
 
     /// The conversation of members `a` and `b` (folded nicknames), loading it from the store if

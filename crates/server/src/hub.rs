@@ -149,11 +149,7 @@ impl<P: Peer> Hub<P> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<P>> {
-        // A panic while holding the lock leaves the maps consistent (every mutation is a single
-        // insert/remove), so a poisoned lock is still safe to use.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Names session `id` and pairs it: with `wants` if given and free (else it waits for

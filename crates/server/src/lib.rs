@@ -30,6 +30,16 @@ use crate::conversation::Conversations;
 use crate::hub::Hub;
 use crate::mailbox::Link;
 
+/// Locks `mutex`, recovering it if a thread panicked while holding it. Every critical section
+/// in the relay (hub, mailboxes, conversations) is a few map or queue operations that leave its
+/// state consistent, so a poisoned lock is still safe to use, and one panicking session must not
+/// take every other one down with it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Relay settings; every limit a client can push against is here.
 #[derive(Debug, Clone)]
 pub struct Config {

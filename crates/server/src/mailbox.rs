@@ -64,11 +64,7 @@ impl Mailbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section is a few queue operations that cannot leave the state
-        // inconsistent, so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Queues data (complete frames) unless that would go over the limit. A chunk larger than

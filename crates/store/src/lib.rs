@@ -285,9 +285,7 @@ impl Store {
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
         // A read leaves nothing half-done in the connection (its transaction rolls back on drop).
-        self.reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.reader)
     }
 }
 
@@ -302,6 +300,14 @@ impl Drop for Store {
             }
         }
     }
+}
+
+/// Locks `mutex`, recovering it if a thread panicked while holding it (each caller says why its
+/// state is still consistent then).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -114,9 +114,7 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // Every critical section here leaves the queue consistent; a panic elsewhere must not
         // stop acknowledgements.
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock(&self.queue)
     }
 
     /// Queues `run` unless the budget is spent (it is never spent when nothing is queued).
