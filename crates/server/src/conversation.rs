@@ -109,7 +109,10 @@ impl Conversation {
             Side {
                 session: None,
                 last_sent: stored.map_or((0, [0; 16]), |m| (m.last_sent_seq, m.last_sent_id)),
-                read_through: stored.map_or(0, |m| m.read_through),
+                // Never past the numbering: a mark beyond the last stored message would hide the
+                // messages numbered next (the store commits a mark only with its messages, so
+                // this only guards an older database).
+                read_through: stored.map_or(0, |m| m.read_through.min(loaded.last_seq)),
             }
         };
         let mut state = State {
@@ -251,6 +254,15 @@ mod tests {
         let state = conversation.lock();
         assert_eq!(state.sides[1].read_through, 7);
         assert_eq!(state.sides[0].read_through, 3, "alice has not seen 4..7");
+        drop(state);
+        // A mark past the last stored message (a receipt that outran its messages to the disk)
+        // is brought back to it, so the messages sent again after a crash are not hidden.
+        let loaded = ConversationState {
+            last_seq: 7,
+            members: vec![member("alice", 5, 3), member("bob", 7, 9)],
+        };
+        let conversation = Conversation::new(conversation_key("alice", "bob").into(), loaded);
+        assert_eq!(conversation.lock().sides[1].read_through, 7);
     }
 
     #[test]

@@ -85,7 +85,14 @@ pub(crate) struct Batch<'a> {
 #[derive(Default)]
 struct Queue {
     items: VecDeque<Item>,
-    cursors: HashMap<(Arc<str>, Arc<str>), u64>,
+    /// Items ever queued, and ever taken by the writer.
+    pushed: u64,
+    taken: u64,
+    /// The highest cursor per (conversation, member), and how many items had been queued when
+    /// it was set: it may only be committed with, or after, those items. A receipt for a message
+    /// must never reach the disk before the message does (after a crash the numbering resumes
+    /// from what is on disk, and a mark past it would hide the messages sent again).
+    cursors: HashMap<(Arc<str>, Arc<str>), (u64, u64)>,
     /// Bytes of runs accepted and not yet committed.
     queued_bytes: usize,
     /// The writer is waiting on the condition variable (so a push must wake it).
@@ -129,6 +136,7 @@ impl Shared {
             return Err((run, done));
         }
         queue.queued_bytes += bytes;
+        queue.pushed += 1;
         queue.items.push_back(Item::Append(Accepted {
             run,
             facts,
@@ -141,14 +149,19 @@ impl Shared {
     /// Queues a load or a purge; those are never refused (their callers wait for the answer).
     pub fn request(&self, request: Request) {
         let mut queue = self.lock();
+        queue.pushed += 1;
         queue.items.push_back(Item::Request(request));
         self.wake_writer(queue);
     }
 
     pub fn set_read(&self, conversation: Arc<str>, member: Arc<str>, seq: u64) {
         let mut queue = self.lock();
-        let cursor = queue.cursors.entry((conversation, member)).or_insert(seq);
-        *cursor = (*cursor).max(seq);
+        let after = queue.pushed;
+        let cursor = queue
+            .cursors
+            .entry((conversation, member))
+            .or_insert((seq, after));
+        *cursor = (cursor.0.max(seq), after);
         self.wake_writer(queue);
     }
 
@@ -183,7 +196,11 @@ impl Shared {
         let (mut messages, mut bytes) = (0, 0);
         let (mut appends, mut requests) = (Vec::new(), Vec::new());
         while messages < max_messages && bytes < max_bytes {
-            match queue.items.pop_front() {
+            let item = queue.items.pop_front();
+            if item.is_some() {
+                queue.taken += 1;
+            }
+            match item {
                 Some(Item::Append(accepted)) => {
                     messages += accepted.facts.map_or(1, |facts| facts.count as usize);
                     bytes += charge(&accepted.run);
@@ -193,10 +210,20 @@ impl Shared {
                 None => break,
             }
         }
+        // Cursors whose items are all in this batch (or committed before) go with it.
+        let taken = queue.taken;
+        let mut cursors = HashMap::new();
+        queue.cursors.retain(|key, &mut (seq, after)| {
+            let ready = after <= taken;
+            if ready {
+                cursors.insert(key.clone(), seq);
+            }
+            !ready
+        });
         Some(Batch {
             appends,
             requests,
-            cursors: std::mem::take(&mut queue.cursors),
+            cursors,
             budget: Budget {
                 shared: self,
                 bytes,

@@ -128,3 +128,23 @@ fn read_cursors_are_coalesced_and_never_go_back() {
     let state = rt.block_on(store.load("a\nb".into())).unwrap();
     assert_eq!(state.members, [member("alice", 0, 2), member("bob", 0, 9)]);
 }
+
+#[test]
+fn a_cursor_never_reaches_the_disk_before_the_messages_queued_before_it() {
+    let shared = Shared::new(DEFAULT_BUDGET);
+    // Two runs are queued, then a receipt for their messages.
+    for first in [1, 3] {
+        assert!(shared
+            .try_append(run("a\nb", "alice", first, 2, 0), Box::new(|_| {}))
+            .is_ok());
+    }
+    shared.set_read("a\nb".into(), "bob".into(), 4);
+    // A commit that can only take the first run leaves the receipt for the next one.
+    let batch = shared.take(1, MAX_COMMIT_BYTES).unwrap();
+    assert_eq!(batch.appends.len(), 1);
+    assert!(batch.cursors.is_empty());
+    drop(batch);
+    let batch = shared.take(1, MAX_COMMIT_BYTES).unwrap();
+    assert_eq!(batch.appends.len(), 1);
+    assert_eq!(batch.cursors.get(&("a\nb".into(), "bob".into())), Some(&4));
+}
