@@ -78,8 +78,8 @@ pub struct App {
     inbox: Inbox,
     receipts: Receipts,
     history: History,
-    /// Frames about the conversation itself (`Left`, `Paired`, …) and everything after them,
-    /// held back while history is loading so the screen keeps the relay's order.
+    /// Messages and news of the conversation (`Left`, `Paired`, …) held back while history is
+    /// loading, so that the screen keeps the relay's order.
     held_frames: std::collections::VecDeque<Frame>,
     id_seed: u128,
     ids_made: u128,
@@ -351,24 +351,29 @@ impl App {
     }
 
     fn on_frame(&mut self, frame: Frame) -> Vec<Effect> {
-        let changes_conversation = matches!(
+        // What the screen shows about the conversation waits, in order, behind a history answer
+        // on its way: messages and news of the companion.
+        let waits = matches!(
             frame,
-            Frame::Waiting
+            Frame::Message(_)
+                | Frame::Waiting
                 | Frame::Paired(_)
                 | Frame::WaitingFor(_)
                 | Frame::Conversation(_)
                 | Frame::Left { .. }
         );
-        let follows_held = !self.held_frames.is_empty() && matches!(frame, Frame::Message(_));
-        if self.history.holding()
-            && (changes_conversation || follows_held)
-            && self.held_frames.len() < crate::history::MAX_HELD_BACK
-        {
-            self.held_frames.push_back(frame);
-            return Vec::new();
+        let mut effects = Vec::new();
+        if waits && self.history.holding() {
+            if self.held_frames.len() < crate::history::MAX_HELD_BACK {
+                self.held_frames.push_back(frame);
+                return effects;
+            }
+            // The answer is taking too long: show what waited, and what comes, at once.
+            self.history.stop_holding();
+            effects = self.release_held_frames();
         }
         let ends_history = matches!(frame, Frame::HistoryEnd { .. });
-        let mut effects = self.handle_frame(frame);
+        effects.extend(self.handle_frame(frame));
         if ends_history || !self.history.holding() {
             effects.extend(self.release_held_frames());
         }
@@ -392,7 +397,7 @@ impl App {
             Frame::Paired(nick) => self.on_paired(&nick),
             Frame::WaitingFor(nick) => self.on_waiting_for(&nick),
             Frame::Conversation(info) => self.on_conversation(info),
-            Frame::Message(message) => self.on_message(message),
+            Frame::Message(message) => self.show_message(message),
             Frame::Ack { count, first_seq } => self.on_ack(count, first_seq),
             Frame::Delivered(through) => {
                 self.receipts.delivered_through(through);

@@ -127,14 +127,6 @@ impl App {
         effects
     }
 
-    pub(super) fn on_message(&mut self, message: ChatMessage) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        for message in self.history.hold_back(message) {
-            effects.extend(self.show_message(message));
-        }
-        effects
-    }
-
     /// Shows a companion's message unless its id was shown already.
     pub(super) fn show_message(&mut self, message: ChatMessage) -> Vec<Effect> {
         if !self.inbox.accept(message.seq, message.id) {
@@ -195,57 +187,31 @@ impl App {
         }
     }
 
-    /// Prints a history answer: a header and the earlier messages; then, in sequence order, the
-    /// companion's messages that arrived meanwhile or were missed (shown as new, once each) and
-    /// the user's own messages sent since the last one that was on the screen.
+    /// Prints a history answer: a header and the earlier messages (or, for `/history`, that
+    /// there are none). Live frames that waited for it are handled after it.
     pub(super) fn print_page(&mut self, page: Page) -> Vec<Effect> {
         let nick = printable(self.companion.as_deref().unwrap_or("your companion"));
-        let (before, after): (Vec<_>, Vec<_>) = page
-            .earlier
-            .into_iter()
-            .partition(|message| message.seq <= page.split);
         let mut effects = Vec::new();
-        if before.is_empty() && !after.iter().any(|message| message.mine) {
+        if page.earlier.is_empty() {
             if page.paging {
                 effects.push(show(
                     Style::Notice,
                     format!("📜 No earlier messages with {nick}"),
                 ));
             }
+            return effects;
+        }
+        let more = if page.more {
+            " (/history shows more)"
         } else {
-            let more = if page.more {
-                " (/history shows more)"
-            } else {
-                ""
-            };
-            effects.push(show(
-                Style::Notice,
-                format!("📜 Earlier messages with {nick}{more}:"),
-            ));
-        }
-        for message in before {
-            effects.push(self.earlier_line(&message, &nick));
-        }
-        let mut rest: Vec<Later> = after
-            .into_iter()
-            .map(|message| match message.mine {
-                true => Later::Mine(message),
-                false => Later::Theirs(ChatMessage {
-                    seq: message.seq,
-                    sent_ms: message.sent_ms,
-                    id: message.id,
-                    text: message.text,
-                }),
-            })
-            .chain(page.held_back.into_iter().map(Later::Theirs))
-            .collect();
-        // Stable: a missed message and its live copy keep their order, and the copy is dropped.
-        rest.sort_by_key(Later::seq);
-        for later in rest {
-            match later {
-                Later::Mine(message) => effects.push(self.earlier_line(&message, &nick)),
-                Later::Theirs(message) => effects.extend(self.show_message(message)),
-            }
+            ""
+        };
+        effects.push(show(
+            Style::Notice,
+            format!("📜 Earlier messages with {nick}{more}:"),
+        ));
+        for message in &page.earlier {
+            effects.push(self.earlier_line(message, &nick));
         }
         effects
     }
@@ -267,20 +233,5 @@ impl App {
                 printable(&message.text)
             ),
         )
-    }
-}
-
-/// A message of an opening history page that comes after what the user had seen.
-enum Later {
-    Mine(EarlierMessage),
-    Theirs(ChatMessage),
-}
-
-impl Later {
-    fn seq(&self) -> u64 {
-        match self {
-            Self::Mine(message) => message.seq,
-            Self::Theirs(message) => message.seq,
-        }
     }
 }

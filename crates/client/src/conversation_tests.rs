@@ -300,3 +300,37 @@ fn waiting_for_someone_says_whether_messages_are_stored() {
         ["⏳ Waiting for Nick2 to be free... Messages you send now are held and delivered when you are connected."]
     );
 }
+
+#[test]
+fn live_messages_wait_for_the_end_and_overflow_is_released() {
+    use crate::history::MAX_HELD_BACK;
+    let mut app = log_in(new_app().with_history(5), "Nick1");
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    app.handle(conversation("Nick2", 3));
+    let live = |seq: u64| {
+        Event::Frame(Frame::Message(ChatMessage {
+            seq,
+            sent_ms: 0,
+            id: (seq as u128).to_be_bytes(),
+            text: format!("live {seq}"),
+        }))
+    };
+    for seq in 4..4 + MAX_HELD_BACK as u64 {
+        assert!(app.handle(live(seq)).is_empty());
+    }
+    // One too many: everything that waited goes, in order, with it.
+    let released = texts(&app.handle(live(99_999)));
+    assert_eq!(released.len(), MAX_HELD_BACK + 1);
+    assert_eq!(released[0], "💬 Companion: live 4");
+    assert_eq!(released[MAX_HELD_BACK], "💬 Companion: live 99999");
+    assert_eq!(texts(&app.handle(live(100_000))).len(), 1);
+    // The answer still ends the request; nothing is left waiting behind it.
+    app.handle(earlier(2, false, "old"));
+    assert_eq!(
+        texts(&app.handle(history_end(1, false))),
+        [
+            "📜 Earlier messages with Nick2:",
+            "📜 [2026-11-25 16:40] Nick2: old"
+        ]
+    );
+}

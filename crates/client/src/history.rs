@@ -1,17 +1,18 @@
 //! Earlier messages: what to ask the relay for when a conversation starts and on `/history`,
-//! holding live messages back while the answer is on its way (so the screen stays in order), and
-//! how an earlier message is printed. Pure, but for reading the local time zone.
+//! whether live frames must wait while the answer is on its way (so the screen stays in order;
+//! the app holds them), and how an earlier message is printed. Pure, but for reading the local
+//! time zone.
 
 use chrono::{Local, TimeZone, Utc};
-use p2pchat_proto::{ChatMessage, EarlierMessage, Frame};
+use p2pchat_proto::{EarlierMessage, Frame};
 
 /// Messages `/history` asks for when no number is given.
 pub const DEFAULT_PAGE: u32 = 20;
 /// Most messages one request asks for (`--history`, `/history N`), and most `Earlier` frames
 /// kept for one answer: the relay's own limit for one answer.
 pub const MAX_PAGE: u32 = 200;
-/// Most live messages held back while history loads; past it they are printed at once, out of
-/// order with the history rather than piling up behind a relay that never ends its answer.
+/// Most live frames held back while history loads; past it they go at once, ahead of the
+/// history, rather than piling up behind a relay that never ends its answer.
 pub const MAX_HELD_BACK: usize = 10_000;
 
 /// History of the current conversation, and a request that may be on its way.
@@ -29,25 +30,18 @@ pub struct History {
 struct Loading {
     want: usize,
     paging: bool,
-    split: u64,
     earlier: Vec<EarlierMessage>,
-    held_back: Vec<ChatMessage>,
+    /// Live frames wait for this answer (until too many have).
     holding: bool,
 }
 
-/// An answer to print: the earlier messages, then the live ones held back meanwhile.
+/// An answer to print: the earlier messages (all before anything live).
 #[derive(Debug, Default)]
 pub struct Page {
     /// Earlier messages, oldest first.
     pub earlier: Vec<EarlierMessage>,
-    /// Live messages that arrived meanwhile, in order.
-    pub held_back: Vec<ChatMessage>,
     /// Whether `/history` asked for it (the conversation's start did not).
     pub paging: bool,
-    /// Earlier messages up to this sequence number were on the screen before; later ones (only
-    /// in a conversation's opening page) are the companion's missed messages, which also arrive
-    /// live, and the user's own messages sent since, to be shown among them in order.
-    pub split: u64,
     /// Whether older messages remain.
     pub more: bool,
 }
@@ -80,7 +74,7 @@ impl History {
         if self.limit == 0 || read_through == 0 {
             return None;
         }
-        self.start(self.limit, false, read_through);
+        self.start(self.limit, false);
         Some(Frame::History {
             before: read_through.saturating_add(1),
             limit: self.limit,
@@ -93,41 +87,31 @@ impl History {
             return Err(Busy);
         }
         let limit = n.clamp(1, MAX_PAGE);
-        self.start(limit, true, u64::MAX);
+        self.start(limit, true);
         Ok(Frame::History {
             before: self.oldest.unwrap_or(0),
             limit,
         })
     }
 
-    fn start(&mut self, limit: u32, paging: bool, split: u64) {
+    fn start(&mut self, limit: u32, paging: bool) {
         self.loading = Some(Loading {
             want: limit as usize,
             paging,
-            split,
             earlier: Vec::new(),
-            held_back: Vec::new(),
             holding: true,
         });
     }
 
-    /// Whether live messages are being held back for an answer on its way.
+    /// Whether live frames should wait for an answer on its way.
     pub fn holding(&self) -> bool {
         self.loading.as_ref().is_some_and(|loading| loading.holding)
     }
 
-    /// A live message arrived: the messages to show now (none while history loads).
-    pub fn hold_back(&mut self, message: ChatMessage) -> Vec<ChatMessage> {
-        match &mut self.loading {
-            Some(loading) if loading.holding => {
-                loading.held_back.push(message);
-                if loading.held_back.len() <= MAX_HELD_BACK {
-                    return Vec::new();
-                }
-                loading.holding = false;
-                std::mem::take(&mut loading.held_back)
-            }
-            _ => vec![message],
+    /// Too many live frames waited: from now on they go at once.
+    pub fn stop_holding(&mut self) {
+        if let Some(loading) = &mut self.loading {
+            loading.holding = false;
         }
     }
 
@@ -155,24 +139,18 @@ impl History {
         }
         Some(Page {
             earlier: loading.earlier,
-            held_back: loading.held_back,
             paging: loading.paging,
-            split: loading.split,
             more,
         })
     }
 
-    /// The connection broke mid-answer: the held-back messages to show now. A conversation's
-    /// opening history will be asked for again on the next `Conversation` frame; a `/history`
-    /// page is dropped (the user can ask again).
-    pub fn interrupt(&mut self) -> Vec<ChatMessage> {
-        let Some(loading) = self.loading.take() else {
-            return Vec::new();
-        };
-        if !loading.paging {
+    /// The connection broke mid-answer. A conversation's opening history will be asked for
+    /// again on the next `Conversation` frame; a `/history` page is dropped (the user can ask
+    /// again).
+    pub fn interrupt(&mut self) {
+        if self.loading.take().is_some_and(|loading| !loading.paging) {
             self.asked_for = None;
         }
-        loading.held_back
     }
 }
 
@@ -196,15 +174,6 @@ pub fn stamp(sent_ms: i64, local: bool) -> String {
 mod tests {
     use super::*;
 
-    fn live(seq: u64) -> ChatMessage {
-        ChatMessage {
-            seq,
-            sent_ms: 0,
-            id: [seq as u8; 16],
-            text: format!("live {seq}"),
-        }
-    }
-
     #[test]
     fn the_start_is_asked_for_once_per_companion() {
         let mut history = History::new(20);
@@ -223,20 +192,6 @@ mod tests {
             "nothing before what was missed"
         );
         assert!(History::new(0).joined("nick2", 7).is_none());
-    }
-
-    #[test]
-    fn live_messages_wait_for_the_end_and_overflow_is_released() {
-        let mut history = History::new(5);
-        history.joined("b", 3);
-        for seq in 4..4 + MAX_HELD_BACK as u64 {
-            assert!(history.hold_back(live(seq)).is_empty());
-        }
-        assert_eq!(history.hold_back(live(99_999)).len(), MAX_HELD_BACK + 1);
-        assert_eq!(history.hold_back(live(100_000)).len(), 1);
-        assert!(history
-            .end(false)
-            .is_some_and(|page| page.held_back.is_empty()));
     }
 
     #[test]

@@ -72,9 +72,7 @@ impl App {
             return Vec::new();
         }
         let mut effects = self.receipt_lines();
-        for message in self.history.interrupt() {
-            effects.extend(self.show_message(message));
-        }
+        self.history.interrupt();
         effects.extend(self.release_held_frames());
         self.link = Link::Down;
         self.resync = None;
