@@ -14,6 +14,19 @@ fn seq_of(frame: &Frame) -> u64 {
     }
 }
 
+/// The next chat message, skipping other frames.
+fn next_message(raw: &mut Raw) -> Frame {
+    raw.recv_until(|f| matches!(f, Frame::Message(_)))
+}
+
+/// Waits until `count` messages are acknowledged, in as many `Ack` frames as it takes.
+fn await_acks(raw: &mut Raw, count: u32) {
+    let mut acked = 0;
+    while acked < count {
+        acked += ack(raw).0;
+    }
+}
+
 fn ack(raw: &mut Raw) -> (u32, u64) {
     match raw.recv_until(|f| matches!(f, Frame::Ack { .. })) {
         Frame::Ack { count, first_seq } => (count, first_seq),
@@ -27,7 +40,7 @@ fn both_sides_share_one_increasing_numbering_and_are_acknowledged() {
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     a.send(&msg("one"));
     assert_eq!(ack(&mut a), (1, 1));
-    let first = b.recv_until(|f| matches!(f, Frame::Message(_)));
+    let first = next_message(&mut b);
     assert_eq!((text_of(&first), seq_of(&first)), (Some("one"), 1));
     b.send(&msg("two"));
     b.send(&msg("three"));
@@ -37,8 +50,8 @@ fn both_sides_share_one_increasing_numbering_and_are_acknowledged() {
         assert_eq!(first_seq, 2 + acked);
         acked += u64::from(count);
     }
-    let second = a.recv_until(|f| matches!(f, Frame::Message(_)));
-    let third = a.recv_until(|f| matches!(f, Frame::Message(_)));
+    let second = next_message(&mut a);
+    let third = next_message(&mut a);
     assert_eq!((seq_of(&second), seq_of(&third)), (2, 3));
     match second {
         Frame::Message(message) => assert!(message.sent_ms > 1_700_000_000_000),
@@ -51,7 +64,7 @@ fn received_turns_into_delivered_for_the_sender() {
     let server = Server::start(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     a.send(&msg("hello"));
-    let seq = seq_of(&b.recv_until(|f| matches!(f, Frame::Message(_))));
+    let seq = seq_of(&next_message(&mut b));
     b.send(&Frame::Received(seq));
     assert_eq!(
         a.recv_until(|f| matches!(f, Frame::Delivered(_))),
@@ -80,10 +93,7 @@ fn missed_messages_come_first_when_a_member_returns() {
     for i in 0..50 {
         a.send(&msg(&format!("while away {i}")));
     }
-    let mut acked = 0;
-    while acked < 50 {
-        acked += ack(&mut a).0;
-    }
+    await_acks(&mut a, 50);
     let (mut b, paired) = Raw::login(server.port, "Bob");
     assert_eq!(paired, Frame::Paired("Ann".into()));
     for i in 0..50 {
@@ -103,7 +113,7 @@ fn the_conversation_frame_says_what_the_relay_has_from_you() {
     let id = sent.id;
     a.send(&last);
     ack(&mut a);
-    let seq = seq_of(&b.recv_until(|f| matches!(f, Frame::Message(_))));
+    let seq = seq_of(&next_message(&mut b));
     b.send(&Frame::Received(seq));
     a.recv_until(|f| matches!(f, Frame::Delivered(_)));
     drop((a, b));
@@ -180,10 +190,7 @@ fn history_pages_backwards_and_says_when_there_is_more() {
         a.send(&msg(&format!("m{i}")));
         assert_eq!(b.recv_text(), format!("m{i}"));
     }
-    let mut acked = 0;
-    while acked < 30 {
-        acked += ack(&mut a).0;
-    }
+    await_acks(&mut a, 30);
     b.send(&Frame::History {
         before: 0,
         limit: 20,
@@ -306,10 +313,7 @@ fn odd_history_and_resume_requests_are_answered_and_break_nothing() {
     for i in 0..250 {
         assert_eq!(b.recv_text(), format!("n{i}"));
     }
-    let mut acked = 0;
-    while acked < 250 {
-        acked += ack(&mut a).0;
-    }
+    await_acks(&mut a, 250);
     // A limit of 0 is an empty answer; a huge one is capped at 200 and says there is more.
     b.send(&Frame::History {
         before: 0,
@@ -368,7 +372,7 @@ fn a_receipt_arriving_after_the_companion_left_still_counts() {
     let mut server = Server::start(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     b.send(&msg("last words"));
-    let seq = seq_of(&a.recv_until(|f| matches!(f, Frame::Message(_))));
+    let seq = seq_of(&next_message(&mut a));
     b.send(&Frame::Bye);
     b.expect_closed();
     a.recv_until(|f| matches!(f, Frame::Waiting));

@@ -334,19 +334,26 @@ fn retention_deletes_old_messages() {
     assert!(!a.output().iter().any(|l| l.contains("soon forgotten")));
 }
 
+/// Starts a relay on `data_dir` that must refuse to start: exit status 1, one sentence, no panic.
+/// Returns what it said.
+fn refused_at_start(data_dir: &std::path::Path) -> String {
+    let output = std::process::Command::new(support::binary())
+        .args(["server", "127.0.0.1", "0", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run server");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 #[test]
 fn a_corrupt_data_dir_is_a_clear_error_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("history.db"), vec![0x5A; 8192]).expect("write junk");
-    let output = std::process::Command::new(support::binary())
-        .args(["server", "127.0.0.1", "0", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("run server");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(dir.path());
     assert!(stderr.contains("Could not open the history in"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
@@ -354,15 +361,8 @@ fn an_unusable_data_dir_is_a_clear_error_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").expect("write file");
-    let output = std::process::Command::new(support::binary())
-        .args(["server", "127.0.0.1", "0", "--data-dir"])
-        .arg(file.join("history"))
-        .output()
-        .expect("run server");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(&file.join("history"));
     assert!(stderr.contains("Could not open the history in"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
@@ -372,13 +372,7 @@ fn a_second_relay_on_the_same_data_dir_is_refused() {
         .data_dir()
         .expect("the harness's data dir")
         .to_owned();
-    let output = std::process::Command::new(support::binary())
-        .args(["server", "127.0.0.1", "0", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .expect("run server");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(&dir);
     assert!(stderr.contains("another p2pchat server"), "{stderr}");
     // The first one is unaffected.
     let (a, b) = pair_by_name(&server, server.port);

@@ -173,14 +173,12 @@ impl Server {
 
     /// Kills the server with SIGKILL (no goodbye to anyone) and waits for it to be gone.
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 
     /// Starts the server again on the same port, data directory and options.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
         let mut command = Command::new(binary());
         command
             .args(["server", "127.0.0.1", &self.port.to_string()])
@@ -274,10 +272,15 @@ impl Server {
     }
 }
 
+/// Kills a child the test started and reaps it (tests never leave processes behind).
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -388,8 +391,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
