@@ -15,7 +15,7 @@ use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
 /// Bytes before a frame's payload: the `u32` length and the type byte.
 pub const HEADER_LEN: usize = 5;
 
-/// Bytes of a `Message` payload before its text: seq (8), sent_ms (8), id (16).
+/// Bytes of a `Message` payload before its body: seq (8), sent_ms (8), id (16).
 pub const MESSAGE_HEAD: usize = 32;
 
 /// Writes the relay's `seq` and `sent_ms` into an encoded `Message` frame (header included), in
@@ -193,23 +193,41 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             features,
             max_message,
             heartbeat_ms,
+            challenge,
             server,
         } => {
             out.put_u16(*version);
             out.put_u32(*features);
             out.put_u32(*max_message);
             out.put_u32(*heartbeat_ms);
+            out.put_slice(challenge);
             out.put_slice(server.as_bytes());
         }
-        Frame::NickOk { nick, token } | Frame::Resume { nick, token } => {
+        Frame::NickOk { nick, token } => {
             out.put_slice(token);
+            out.put_slice(nick.as_bytes());
+        }
+        Frame::Nick { nick, key, proof } => {
+            out.put_slice(key);
+            out.put_slice(proof);
+            out.put_slice(nick.as_bytes());
+        }
+        Frame::Resume {
+            nick,
+            token,
+            key,
+            proof,
+        } => {
+            out.put_slice(token);
+            out.put_slice(key);
+            out.put_slice(proof);
             out.put_slice(nick.as_bytes());
         }
         Frame::Message(message) => {
             out.put_u64(message.seq);
             out.put_i64(message.sent_ms);
             out.put_slice(&message.id);
-            out.put_slice(message.text.as_bytes());
+            out.put_slice(&message.body);
         }
         Frame::Conversation(info) => {
             out.put_u64(info.last_seq);
@@ -217,6 +235,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_u64(info.their_read_through);
             out.put_u64(info.last_from_you);
             out.put_slice(&info.last_id_from_you);
+            out.put_slice(&info.companion_key);
             out.put_slice(info.companion.as_bytes());
         }
         Frame::Ack { count, first_seq } => {
@@ -233,13 +252,13 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_i64(message.sent_ms);
             out.put_u8(u8::from(message.mine));
             out.put_slice(&message.id);
-            out.put_slice(message.text.as_bytes());
+            out.put_slice(&message.body);
         }
         Frame::HistoryEnd { count, more } => {
             out.put_u32(*count);
             out.put_u8(u8::from(*more));
         }
-        Frame::Nick(text)
+        Frame::Released(text)
         | Frame::Paired(text)
         | Frame::Shutdown(text)
         | Frame::ChatWith(text)
@@ -258,7 +277,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_slice(nick.as_bytes());
         }
         Frame::Ping(token) | Frame::Pong(token) => out.put_u64(*token),
-        Frame::Waiting | Frame::Bye | Frame::Who => {}
+        Frame::Waiting | Frame::Bye | Frame::Who | Frame::Release => {}
         Frame::Error { code, fatal, text } => {
             out.put_u16(code.to_u16());
             out.put_u8(u8::from(*fatal));
@@ -333,12 +352,12 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Message text: the rest of the payload, non-empty UTF-8.
-    fn message_text(&mut self) -> Result<String, DecodeError> {
+    /// A message body: the rest of the payload, non-empty, opaque.
+    fn message_body(&mut self) -> Result<Vec<u8>, DecodeError> {
         if self.rest.is_empty() {
-            return Err(self.malformed("empty message text"));
+            return Err(self.malformed("empty message body"));
         }
-        self.text()
+        Ok(std::mem::take(&mut self.rest).to_vec())
     }
 
     /// The rest of the payload as UTF-8 text.
@@ -416,15 +435,22 @@ impl<'a> Fields<'a> {
                 features: self.u32()?,
                 max_message: self.u32()?,
                 heartbeat_ms: self.u32()?,
+                challenge: self.take()?,
                 server: self.short_text()?,
             },
-            FrameType::Nick => Frame::Nick(self.short_text()?),
+            FrameType::Nick => Frame::Nick {
+                key: self.take()?,
+                proof: self.take()?,
+                nick: self.short_text()?,
+            },
             FrameType::NickOk => Frame::NickOk {
                 token: self.take()?,
                 nick: self.short_text()?,
             },
             FrameType::Resume => Frame::Resume {
                 token: self.take()?,
+                key: self.take()?,
+                proof: self.take()?,
                 nick: self.short_text()?,
             },
             FrameType::Conversation => Frame::Conversation(ConversationInfo {
@@ -433,6 +459,7 @@ impl<'a> Fields<'a> {
                 their_read_through: self.u64()?,
                 last_from_you: self.u64()?,
                 last_id_from_you: self.take()?,
+                companion_key: self.take()?,
                 companion: self.short_text()?,
             }),
             FrameType::Ack => Frame::Ack {
@@ -450,7 +477,7 @@ impl<'a> Fields<'a> {
                 sent_ms: self.i64()?,
                 mine: self.flag("mine flag is not 0 or 1")?,
                 id: self.take()?,
-                text: self.message_text()?,
+                body: self.message_body()?,
             }),
             FrameType::HistoryEnd => Frame::HistoryEnd {
                 count: self.u32()?,
@@ -462,7 +489,7 @@ impl<'a> Fields<'a> {
                 seq: self.u64()?,
                 sent_ms: self.i64()?,
                 id: self.take()?,
-                text: self.message_text()?,
+                body: self.message_body()?,
             }),
             FrameType::Left => {
                 let reason = self.u8()?;
@@ -481,6 +508,8 @@ impl<'a> Fields<'a> {
             FrameType::Online => self.online()?,
             FrameType::ChatWith => Frame::ChatWith(self.short_text()?),
             FrameType::WaitingFor => Frame::WaitingFor(self.short_text()?),
+            FrameType::Release => Frame::Release,
+            FrameType::Released => Frame::Released(self.short_text()?),
             FrameType::Error => {
                 let code = ErrorCode::from_u16(self.u16()?);
                 let fatal = self.flag("fatal flag is not 0 or 1")?;

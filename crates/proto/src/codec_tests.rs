@@ -1,6 +1,6 @@
 use super::*;
 use crate::OnlineEntry;
-use crate::PROTOCOL_VERSION;
+use crate::{login_transcript, LOGIN_CONTEXT, PROTOCOL_VERSION};
 use proptest::prelude::*;
 
 const MAX: usize = 64 * 1024 + 64;
@@ -10,7 +10,7 @@ fn msg(text: &str) -> Frame {
         seq: 0,
         sent_ms: 0,
         id: [7; 16],
-        text: text.into(),
+        body: text.as_bytes().to_vec(),
     })
 }
 
@@ -26,9 +26,14 @@ fn all_kinds() -> Vec<Frame> {
             features: 0,
             max_message: 65536,
             heartbeat_ms: 30_000,
+            challenge: [5; 32],
             server: "p2pchat 0.1.0".into(),
         },
-        Frame::Nick("Nick1".into()),
+        Frame::Nick {
+            nick: "Nick1".into(),
+            key: [1; 32],
+            proof: [2; 64],
+        },
         Frame::NickOk {
             nick: "Nick1".into(),
             token: [9; 16],
@@ -36,9 +41,14 @@ fn all_kinds() -> Vec<Frame> {
         Frame::Resume {
             nick: "Nick1".into(),
             token: [9; 16],
+            key: [1; 32],
+            proof: [2; 64],
         },
+        Frame::Release,
+        Frame::Released("Nick1".into()),
         Frame::Conversation(ConversationInfo {
             companion: "Nick2".into(),
+            companion_key: [4; 32],
             last_seq: 10,
             read_through: 8,
             their_read_through: 9,
@@ -60,7 +70,7 @@ fn all_kinds() -> Vec<Frame> {
             sent_ms: 1_764_000_000_000,
             mine: true,
             id: [1; 16],
-            text: "earlier".into(),
+            body: b"earlier".to_vec(),
         }),
         Frame::HistoryEnd {
             count: 1,
@@ -72,7 +82,7 @@ fn all_kinds() -> Vec<Frame> {
             seq: 42,
             sent_ms: -1,
             id: [0xAB; 16],
-            text: "Sup 😀 你好 שלום".into(),
+            body: "Sup 😀 你好 שלום".as_bytes().to_vec(),
         }),
         Frame::Left {
             reason: LeftReason::ConnectionLost,
@@ -155,7 +165,7 @@ fn unknown_type_can_be_skipped() {
 
 #[test]
 fn invalid_utf8_is_reported_not_replaced() {
-    let mut bytes = encode_to_vec(&msg("ab"));
+    let mut bytes = encode_to_vec(&Frame::Paired("ab".into()));
     let len = bytes.len();
     bytes[len - 2..].copy_from_slice(&[0xC3, 0x28]);
     let err = decode(&bytes, MAX).unwrap_err();
@@ -173,7 +183,27 @@ fn stamping_writes_seq_and_time_in_place() {
         panic!("stamped frame does not decode");
     };
     assert_eq!((message.seq, message.sent_ms), (77, 1_764_000_000_123));
-    assert_eq!(message.text, "hi");
+    assert_eq!(message.body, b"hi");
+}
+
+#[test]
+fn a_message_body_is_opaque_bytes() {
+    let frame = Frame::Message(ChatMessage {
+        seq: 0,
+        sent_ms: 0,
+        id: [7; 16],
+        body: vec![0xC3, 0x28, 0, 0xFF],
+    });
+    let bytes = encode_to_vec(&frame);
+    assert_eq!(decode(&bytes, MAX), Ok(Some((frame, bytes.len()))));
+}
+
+#[test]
+fn the_login_transcript_binds_challenge_and_nick() {
+    let a = login_transcript(&[1; 32], "Nick1");
+    assert!(a.starts_with(LOGIN_CONTEXT));
+    assert_ne!(a, login_transcript(&[2; 32], "Nick1"));
+    assert_ne!(a, login_transcript(&[1; 32], "Nick2"));
 }
 
 #[test]
@@ -204,7 +234,11 @@ fn short_and_surplus_fields_are_malformed() {
         decode(&bad_magic, MAX),
         Err(DecodeError::Malformed { .. })
     ));
-    let long_nick = encode_to_vec(&Frame::Nick("n".repeat(2000)));
+    let long_nick = encode_to_vec(&Frame::Nick {
+        nick: "n".repeat(2000),
+        key: [0; 32],
+        proof: [0; 64],
+    });
     assert!(matches!(
         decode(&long_nick, MAX),
         Err(DecodeError::Malformed { .. })
@@ -227,6 +261,14 @@ fn back_to_back_frames_decode_in_order() {
     assert_eq!(seen, all_kinds());
 }
 
+/// A 64-byte signature-shaped field from 32 arbitrary bytes (proptest has no 64-byte arrays).
+fn signature(half: [u8; 32]) -> [u8; 64] {
+    let mut out = [0; 64];
+    out[..32].copy_from_slice(&half);
+    out[32..].copy_from_slice(&half);
+    out
+}
+
 fn any_frame() -> impl Strategy<Value = Frame> {
     let short = "\\PC{0,40}";
     prop_oneof![
@@ -240,20 +282,37 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             any::<u32>(),
             any::<u32>(),
             any::<u32>(),
+            any::<[u8; 32]>(),
             short
         )
-            .prop_map(|(version, features, max_message, heartbeat_ms, server)| {
-                Frame::Welcome {
-                    version,
-                    features,
-                    max_message,
-                    heartbeat_ms,
-                    server,
+            .prop_map(
+                |(version, features, max_message, heartbeat_ms, challenge, server)| {
+                    Frame::Welcome {
+                        version,
+                        features,
+                        max_message,
+                        heartbeat_ms,
+                        challenge,
+                        server,
+                    }
                 }
-            }),
-        short.prop_map(Frame::Nick),
+            ),
+        (short, any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(nick, key, half)| Frame::Nick {
+            nick,
+            key,
+            proof: signature(half),
+        }),
         (short, any::<[u8; 16]>()).prop_map(|(nick, token)| Frame::NickOk { nick, token }),
-        (short, any::<[u8; 16]>()).prop_map(|(nick, token)| Frame::Resume { nick, token }),
+        (short, any::<[u8; 16]>(), any::<[u8; 32]>()).prop_map(|(nick, token, key)| {
+            Frame::Resume {
+                nick,
+                token,
+                key,
+                proof: signature(key),
+            }
+        }),
+        Just(Frame::Release),
+        short.prop_map(Frame::Released),
         (any::<u64>(), any::<u32>()).prop_map(|(first_seq, count)| Frame::Ack { count, first_seq }),
         any::<u64>().prop_map(Frame::Received),
         (
@@ -262,9 +321,9 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             any::<i64>(),
             any::<bool>(),
             any::<[u8; 16]>(),
-            ".+"
+            proptest::collection::vec(any::<u8>(), 1..100)
         )
-            .prop_map(|(before, seq, sent_ms, mine, id, text)| {
+            .prop_map(|(before, seq, sent_ms, mine, id, body)| {
                 if before % 2 == 0 {
                     Frame::History {
                         before,
@@ -276,20 +335,24 @@ fn any_frame() -> impl Strategy<Value = Frame> {
                         sent_ms,
                         mine,
                         id,
-                        text,
+                        body,
                     })
                 }
             }),
         Just(Frame::Waiting),
         short.prop_map(Frame::Paired),
-        (any::<u64>(), any::<i64>(), any::<[u8; 16]>(), ".+").prop_map(
-            |(seq, sent_ms, id, text)| Frame::Message(ChatMessage {
+        (
+            any::<u64>(),
+            any::<i64>(),
+            any::<[u8; 16]>(),
+            proptest::collection::vec(any::<u8>(), 1..100)
+        )
+            .prop_map(|(seq, sent_ms, id, body)| Frame::Message(ChatMessage {
                 seq,
                 sent_ms,
                 id,
-                text
-            })
-        ),
+                body
+            })),
         (0u8..4, short).prop_map(|(r, nick)| Frame::Left {
             reason: LeftReason::from_u8(r).unwrap(),
             nick

@@ -8,6 +8,29 @@ pub type MessageId = [u8; 16];
 /// from a connection of the same client that the relay still thinks is alive.
 pub type ResumeToken = [u8; 16];
 
+/// A client's long-term identity: an Ed25519 public key. The first key to log in with a
+/// nickname owns it; the same key, converted to X25519, is what companions encrypt to.
+pub type PublicKey = [u8; 32];
+
+/// An Ed25519 signature, here over `login_transcript` (proof of holding a nickname's key).
+pub type Signature = [u8; 64];
+
+/// Fresh random bytes the relay sends in `Welcome`; the client signs them to log in.
+pub type Challenge = [u8; 32];
+
+/// Domain-separation prefix of the bytes a client signs to log in.
+pub const LOGIN_CONTEXT: &[u8] = b"p2pchat login v3\0";
+
+/// The bytes a client signs with its identity key to log in as `nick` on a connection whose
+/// `Welcome` carried `challenge`: `LOGIN_CONTEXT`, the challenge, then the nickname's UTF-8.
+pub fn login_transcript(challenge: &Challenge, nick: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(LOGIN_CONTEXT.len() + challenge.len() + nick.len());
+    out.extend_from_slice(LOGIN_CONTEXT);
+    out.extend_from_slice(challenge);
+    out.extend_from_slice(nick.as_bytes());
+    out
+}
+
 /// One chat message as it travels: the sender writes `seq` and `sent_ms` as 0, the relay stamps
 /// both in place and forwards the frame byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +41,8 @@ pub struct ChatMessage {
     pub sent_ms: i64,
     /// The sender's id for it.
     pub id: MessageId,
-    /// Non-empty UTF-8 text.
-    pub text: String,
+    /// Non-empty body: an end-to-end envelope (docs/PROTOCOL.md §7) the relay cannot read.
+    pub body: Vec<u8>,
 }
 
 /// One message of a conversation's history (`Earlier`).
@@ -33,8 +56,8 @@ pub struct EarlierMessage {
     pub mine: bool,
     /// The sender's id for it.
     pub id: MessageId,
-    /// The text.
-    pub text: String,
+    /// The body, as the sender wrote it (an end-to-end envelope).
+    pub body: Vec<u8>,
 }
 
 /// Where a client stands in the conversation it just joined (`Conversation`).
@@ -42,6 +65,9 @@ pub struct EarlierMessage {
 pub struct ConversationInfo {
     /// The companion's nickname.
     pub companion: String,
+    /// The companion's identity key, all zero while the nickname has no owner yet (nobody has
+    /// logged in with it): messages can only be encrypted to them once it has one.
+    pub companion_key: PublicKey,
     /// The conversation's latest sequence number (0: nothing was ever said).
     pub last_seq: u64,
     /// The client has received everything up to this sequence number.
@@ -54,12 +80,12 @@ pub struct ConversationInfo {
     pub last_id_from_you: MessageId,
 }
 
-/// Every frame of protocol version 2. "C→S" frames are sent by clients, "S→C" by the relay;
+/// Every frame of protocol version 3. "C→S" frames are sent by clients, "S→C" by the relay;
 /// `Message`, `Ping` and `Pong` go both ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// C→S, first frame on a connection: magic `P2PC`, the highest version the client speaks, the
-    /// optional features it wants (bit set, none defined in version 1) and a free-form client name.
+    /// optional features it wants (a bit set) and a free-form client name.
     Hello {
         /// Highest protocol version the client speaks.
         version: u16,
@@ -78,11 +104,22 @@ pub enum Frame {
         max_message: u32,
         /// The relay drops a connection silent for this long; clients send `Ping` well within it.
         heartbeat_ms: u32,
+        /// Fresh random bytes for this connection; `Nick` and `Resume` carry a signature over them.
+        challenge: Challenge,
         /// Free-form relay name and version.
         server: String,
     },
-    /// C→S: the nickname the client wants.
-    Nick(String),
+    /// C→S: the nickname the client wants, the identity key it logs in with and the proof that
+    /// it holds that key (an Ed25519 signature over `login_transcript(challenge, nick)`). A
+    /// nickname nobody owns becomes owned by the key; an owned one needs the owner's key.
+    Nick {
+        /// The nickname.
+        nick: String,
+        /// The client's identity key.
+        key: PublicKey,
+        /// Signature by `key` over `login_transcript`.
+        proof: Signature,
+    },
     /// S→C: the nickname was accepted and is now the client's; `token` resumes it later.
     NickOk {
         /// The nickname.
@@ -133,6 +170,10 @@ pub enum Frame {
         nick: String,
         /// The token from `NickOk`.
         token: ResumeToken,
+        /// The client's identity key (as in `Nick`).
+        key: PublicKey,
+        /// Signature by `key` over `login_transcript` (as in `Nick`).
+        proof: Signature,
     },
     /// S→C, after `Paired` or `WaitingFor`: the conversation's state for this client. The messages
     /// it missed (sequence numbers after `read_through`) follow as `Message` frames.
@@ -166,6 +207,11 @@ pub enum Frame {
         /// Whether older messages remain.
         more: bool,
     },
+    /// C→S: gives up ownership of the client's nickname at once: the next key to log in with
+    /// it once it is free (this connection ended) owns it. Answered by `Released`.
+    Release,
+    /// S→C: the nickname is no longer owned by any key.
+    Released(String),
     /// S→C: something the client sent was refused.
     Error {
         /// What went wrong, machine-readable.
@@ -255,6 +301,10 @@ byte_enum! {
         Earlier = 0x18,
         /// `Frame::HistoryEnd`.
         HistoryEnd = 0x19,
+        /// `Frame::Release`.
+        Release = 0x1A,
+        /// `Frame::Released`.
+        Released = 0x1B,
     }
 }
 
@@ -319,6 +369,14 @@ pub enum ErrorCode {
     StoreFailed,
     /// Another connection resumed this nickname with its token; this one is closed.
     Replaced,
+    /// The nickname is owned by another identity key.
+    NickOwned,
+    /// The login proof does not verify (wrong signature for the key, challenge or nickname).
+    BadProof,
+    /// The client sent messages faster than the relay's per-connection rate limit.
+    RateLimited,
+    /// Too many connections from the client's address.
+    TooManyConnections,
     /// A code this version does not know (kept so newer relays can add codes).
     Other(u16),
 }
@@ -343,6 +401,10 @@ impl ErrorCode {
             Self::ServerFull => 14,
             Self::StoreFailed => 15,
             Self::Replaced => 16,
+            Self::NickOwned => 17,
+            Self::BadProof => 18,
+            Self::RateLimited => 19,
+            Self::TooManyConnections => 20,
             Self::Other(code) => code,
         }
     }
@@ -366,6 +428,10 @@ impl ErrorCode {
             14 => Self::ServerFull,
             15 => Self::StoreFailed,
             16 => Self::Replaced,
+            17 => Self::NickOwned,
+            18 => Self::BadProof,
+            19 => Self::RateLimited,
+            20 => Self::TooManyConnections,
             other => Self::Other(other),
         }
     }
@@ -377,7 +443,7 @@ impl Frame {
         match self {
             Self::Hello { .. } => FrameType::Hello,
             Self::Welcome { .. } => FrameType::Welcome,
-            Self::Nick(_) => FrameType::Nick,
+            Self::Nick { .. } => FrameType::Nick,
             Self::NickOk { .. } => FrameType::NickOk,
             Self::Waiting => FrameType::Waiting,
             Self::Paired(_) => FrameType::Paired,
@@ -400,6 +466,8 @@ impl Frame {
             Self::History { .. } => FrameType::History,
             Self::Earlier(_) => FrameType::Earlier,
             Self::HistoryEnd { .. } => FrameType::HistoryEnd,
+            Self::Release => FrameType::Release,
+            Self::Released(_) => FrameType::Released,
         }
     }
 }

@@ -13,13 +13,14 @@ pub use codec::{
     stamp_message, DecodeError, Header, HEADER_LEN, MESSAGE_HEAD,
 };
 pub use frame::{
-    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame, FrameType, LeftReason,
-    MessageId, OnlineEntry, ResumeToken,
+    login_transcript, Challenge, ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame,
+    FrameType, LeftReason, MessageId, OnlineEntry, PublicKey, ResumeToken, Signature,
+    LOGIN_CONTEXT,
 };
 pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
 
 /// Protocol version spoken by this crate, sent in `Hello` and `Welcome`.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// `Welcome` feature bit: the relay keeps history on disk, and acknowledges a message only once
 /// it is durably stored.
@@ -29,13 +30,13 @@ pub const FEATURE_HISTORY: u32 = 1;
 /// stray connection (an HTTP request, a port scanner) on the first frame.
 pub const HELLO_MAGIC: [u8; 4] = *b"P2PC";
 
-/// Default limit on a chat message's UTF-8 text, in bytes (the relay can be configured otherwise
+/// Default limit on a chat message's body, in bytes (the relay can be configured otherwise
 /// and announces its limit in `Welcome`).
 pub const DEFAULT_MAX_MESSAGE: u32 = 64 * 1024;
 
 /// Bytes a frame may carry besides a message's text (type byte and fixed fields), so the relay's
 /// frame limit is `max_message + FRAME_OVERHEAD`.
-pub const FRAME_OVERHEAD: u32 = 64;
+pub const FRAME_OVERHEAD: u32 = 128;
 
 /// Longest free-text field other than message text (client name, error text, shutdown reason).
 pub const MAX_SHORT_TEXT: usize = 1024;

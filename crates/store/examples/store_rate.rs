@@ -111,7 +111,7 @@ fn template(run_len: usize) -> Vec<u8> {
         seq: 0,
         sent_ms: 0,
         id: [7; 16],
-        text: "x".repeat(TEXT_BYTES),
+        body: vec![b'x'; TEXT_BYTES],
     });
     let one = p2pchat_proto::encode_to_vec(&message);
     one.repeat(run_len)

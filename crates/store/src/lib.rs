@@ -123,13 +123,11 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// The message text (checked to be UTF-8 when read; empty if `frame` was built otherwise).
-    pub fn text(&self) -> &str {
-        let text = self
-            .frame
+    /// The message body as the sender wrote it (an end-to-end envelope; opaque to the relay).
+    pub fn body(&self) -> &[u8] {
+        self.frame
             .get(p2pchat_proto::HEADER_LEN + p2pchat_proto::MESSAGE_HEAD..)
-            .unwrap_or_default();
-        std::str::from_utf8(text).unwrap_or_default()
+            .unwrap_or_default()
     }
 }
 

@@ -230,9 +230,9 @@ fn messages(run: &RunRef<'_>) -> Result<Vec<StoredMessage>, StoreError> {
     let mut messages = Vec::new();
     for frame in record::frames(&frames) {
         let frame = frame.map_err(StoreError::Damaged)?;
-        let text = frames.get(frame.start + HEADER_LEN + MESSAGE_HEAD..frame.end);
-        if text.is_none_or(|text| std::str::from_utf8(text).is_err()) {
-            return Err(StoreError::Damaged("a stored message is not UTF-8"));
+        let body = frames.get(frame.start + HEADER_LEN + MESSAGE_HEAD..frame.end);
+        if body.is_none_or(<[u8]>::is_empty) {
+            return Err(StoreError::Damaged("a stored message has no body"));
         }
         messages.push(StoredMessage {
             seq: frame.seq,

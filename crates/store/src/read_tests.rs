@@ -35,7 +35,7 @@ fn check(found: &[StoredMessage], expected: &[(u64, &str)], what: &str) {
     let got: Vec<(u64, &str)> = found.iter().map(|m| (m.seq, &*m.sender)).collect();
     assert_eq!(got, expected, "{what}");
     for message in found {
-        assert_eq!(message.text(), text_of(message.seq));
+        assert_eq!(message.body(), text_of(message.seq).as_bytes());
         assert_eq!(message.id, id_of(message.seq));
         let decoded = p2pchat_proto::decode(&message.frame, usize::MAX).unwrap();
         assert!(matches!(decoded, Some((Frame::Message(_), len)) if len == message.frame.len()));

@@ -8,7 +8,7 @@ fn message(seq: u64, text: &str) -> Vec<u8> {
         seq,
         sent_ms: 1_700_000_000_000 + seq as i64,
         id: [seq as u8; 16],
-        text: text.into(),
+        body: text.as_bytes().to_vec(),
     }))
 }
 

@@ -32,7 +32,7 @@ pub(super) fn run(conversation: &str, sender: &str, first: u64, count: u64, sent
             seq,
             sent_ms,
             id: id_of(seq),
-            text: text_of(seq),
+            body: text_of(seq).into_bytes(),
         };
         p2pchat_proto::encode(&Frame::Message(message), &mut frames);
     }
@@ -203,7 +203,7 @@ fn everything_survives_a_reopen_from_the_tables_and_the_tail() {
             assert_eq!(seqs, (1..=82 + c).collect::<Vec<_>>(), "{key}");
             assert!(all
                 .iter()
-                .all(|m| m.text() == text_of(m.seq) && m.id == id_of(m.seq)));
+                .all(|m| m.body() == text_of(m.seq).as_bytes() && m.id == id_of(m.seq)));
             // Numbering goes on from the stored state; going back is refused.
             append(&store, run(&key, "bob", 83 + c, 1, 0))
                 .await
