@@ -183,7 +183,7 @@ impl Session {
                 sent_ms: message.sent_ms,
                 mine: *message.sender == *me,
                 id: message.id,
-                text: message.text().to_owned(),
+                body: message.body().to_vec(),
             }));
         }
         self.reply(&Frame::HistoryEnd { count, more });

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use p2pchat_proto::{ConversationInfo, MessageId};
+use p2pchat_proto::{ConversationInfo, MessageId, PublicKey};
 use p2pchat_store::{ConversationState, Store, StoreError};
 
 use crate::hub::SessionId;
@@ -81,11 +81,13 @@ impl State {
             .is_some_and(|(serving, _)| *serving == id)
     }
 
-    /// What a client joining on `side` is told.
-    pub fn info(&self, side: usize, companion: &str) -> ConversationInfo {
+    /// What a client joining on `side` is told (`companion_key`: who owns the companion's
+    /// nickname, all zero if nobody does yet).
+    pub fn info(&self, side: usize, companion: &str, companion_key: PublicKey) -> ConversationInfo {
         let me = &self.sides[side];
         ConversationInfo {
             companion: companion.to_owned(),
+            companion_key,
             last_seq: self.last_seq,
             read_through: me.read_through,
             their_read_through: self.sides[1 - side].read_through,

@@ -70,7 +70,7 @@ mod tests {
                 seq: 0,
                 sent_ms: 0,
                 id: [1; 16],
-                text: (*text).into(),
+                body: text.as_bytes().to_vec(),
             })));
         }
         Bytes::from(bytes)

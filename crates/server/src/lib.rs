@@ -8,23 +8,29 @@
 //! `catchup` (missed messages, history, receipts), `conversation` (identity and routing),
 //! `mailbox` (what others queue for a session), `hub` (pure pairing logic), `retention`.
 
+mod backlog;
 mod catchup;
 mod conversation;
 mod held;
 pub mod hub;
 mod inbound;
+mod limits;
 mod listener;
 mod mailbox;
+mod owners;
 mod relay;
 mod report;
 mod retention;
 mod session;
+mod transport;
+mod wire;
 
 use std::time::Duration;
 
 use p2pchat_proto::DEFAULT_MAX_MESSAGE;
 
 pub use listener::{bind, raise_open_files_limit, run};
+pub use owners::{OwnerError, Owners, DEFAULT_MAX_OWNERS};
 
 use crate::conversation::Conversations;
 use crate::hub::Hub;
@@ -39,6 +45,13 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Default `Config::max_per_ip`: far more than one person or household needs, far fewer than
+/// it takes to fill the relay.
+pub const DEFAULT_MAX_PER_IP: usize = 256;
+/// Default `Config::max_rate`: no person types this fast, and a client's bulk sending goes in
+/// batches (up to 64 lines per end-to-end envelope, one frame), so only a flood meets it.
+pub const DEFAULT_MAX_RATE: u32 = 100_000;
 
 /// Relay settings; every limit a client can push against is here.
 #[derive(Debug, Clone)]
@@ -55,6 +68,13 @@ pub struct Config {
     pub max_connections: usize,
     /// Stored messages older than this are deleted (`None`: kept forever).
     pub retention: Option<Duration>,
+    /// TLS for every connection (`None`: plain TCP, `--plaintext`).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Connections served at once from one IP address (0: no limit).
+    pub max_per_ip: usize,
+    /// Chat messages (frames) a connection may send per second, with a burst of as many; a
+    /// faster sender is slowed down by reading it less often (0: no limit).
+    pub max_rate: u32,
 }
 
 impl Default for Config {
@@ -66,6 +86,9 @@ impl Default for Config {
             max_held: 256 * 1024,
             max_connections: 10_000,
             retention: None,
+            tls: None,
+            max_per_ip: DEFAULT_MAX_PER_IP,
+            max_rate: DEFAULT_MAX_RATE,
         }
     }
 }
@@ -93,4 +116,5 @@ pub(crate) struct Shared {
     max_backlog: usize,
     hub: Hub<Link>,
     conversations: Conversations,
+    owners: Owners,
 }

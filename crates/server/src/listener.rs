@@ -1,11 +1,10 @@
-//! The accept loop: connection limit, back-off when the process runs out of file descriptors,
-//! and graceful shutdown.
+//! The accept loop: connection limits (in all and per client address), back-off when the
+//! process runs out of file descriptors, and graceful shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use p2pchat_proto::{encode_to_vec, ErrorCode, Frame};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -15,15 +14,21 @@ use p2pchat_store::Store;
 
 use crate::conversation::Conversations;
 use crate::hub::Hub;
-use crate::{report, retention, session, Config, Shared};
+use crate::limits::{LogBudget, PerAddress};
+use crate::{report, retention, session, transport, Config, Owners, Shared};
 
 /// How long shutdown waits for sessions to flush before the relay exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// Refusals ("server full") in flight beyond which newcomers are closed without a word, so a
 /// connection flood cannot grow the number of tasks without limit either.
 const MAX_REFUSALS: usize = 1024;
-/// Time a refused connection gets to receive its error frame.
-const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Refusals in flight beyond which newcomers to a TLS relay are closed without a word: each
+/// costs a TLS handshake (one signature and key exchange) so that the client can read why.
+const MAX_TLS_REFUSALS: usize = 64;
+/// Time a refused connection gets to receive its error frame (over TLS, the handshake too).
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// At most one warning per this long about each kind of refusal; the rest are counted.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Pending connections the kernel may queue before `accept`: bursts of thousands of clients
 /// (a reconnect storm) must not overflow it, or their SYNs are dropped and retried a second later.
@@ -68,10 +73,12 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
 /// Serves clients on `listener` until `shutdown` is cancelled, then tells every client, lets
 /// sessions flush for at most `SHUTDOWN_GRACE`, and returns. With a `store`, conversations are
 /// kept there and survive disconnects and restarts; without, messages are only relayed live.
+/// `owners` says which identity key owns which nickname.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     store: Option<Store>,
+    owners: Owners,
     shutdown: CancellationToken,
 ) {
     info!("🟢 Waiting for 2 clients to connect...");
@@ -89,9 +96,16 @@ pub async fn run(
         config,
         hub,
         conversations: Conversations::new(store),
+        owners,
     });
     let sessions = TaskTracker::new();
-    let refusals = TaskTracker::new();
+    let mut refusals = Refusals {
+        tasks: TaskTracker::new(),
+        tls: shared.config.tls.clone(),
+        full_log: LogBudget::new(REFUSAL_LOG_EVERY),
+        address_log: LogBudget::new(REFUSAL_LOG_EVERY),
+    };
+    let per_address = PerAddress::new(shared.config.max_per_ip);
     let mut accepted = 0u64;
     let mut backoff = Backoff::default();
     loop {
@@ -113,12 +127,20 @@ pub async fn run(
         };
         accepted += 1;
         if sessions.len() >= shared.config.max_connections {
-            refuse_full(&refusals, stream, shared.config.max_connections);
+            refusals.full(stream, shared.config.max_connections);
             continue;
         }
+        let Ok(slot) = per_address.admit(addr.ip()) else {
+            refusals.too_many(stream, addr.ip(), per_address.limit());
+            continue;
+        };
         report::log_connected(accepted, addr);
         let session = session::serve(stream, addr, accepted, shared.clone(), shutdown.clone());
-        sessions.spawn(session);
+        sessions.spawn(async move {
+            session.await;
+            // The address's place is given back however the session ended.
+            drop(slot);
+        });
     }
     drop(listener);
     shared.hub.close();
@@ -142,25 +164,79 @@ pub async fn run(
     info!("✅ Server stopped");
 }
 
-/// Tells a newcomer the server is full, without letting refusals pile up.
-fn refuse_full(refusals: &TaskTracker, mut stream: TcpStream, max: usize) {
-    if refusals.len() >= MAX_REFUSALS {
-        debug!("connection limit reached and refusals backed up; closing a newcomer");
-        return;
+/// Connections turned away with a fatal error frame, without letting refusals pile up.
+struct Refusals {
+    tasks: TaskTracker,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    full_log: LogBudget,
+    address_log: LogBudget,
+}
+
+impl Refusals {
+    /// Tells a newcomer the server is full.
+    fn full(&mut self, stream: TcpStream, max: usize) {
+        if let Some(skipped) = self.full_log.allow() {
+            warn!(
+                "⛔ Connection limit of {max} reached: refusing a newcomer{}",
+                more(skipped)
+            );
+        }
+        self.send(
+            stream,
+            ErrorCode::ServerFull,
+            format!("the server is full ({max} connections); try again later"),
+        );
     }
-    warn!("⛔ Connection limit of {max} reached: refusing a newcomer");
-    let error = encode_to_vec(&Frame::Error {
-        code: ErrorCode::ServerFull,
-        fatal: true,
-        text: format!("the server is full ({max} connections); try again later"),
-    });
-    refusals.spawn(async move {
-        let send = async {
-            stream.write_all(&error).await?;
-            stream.shutdown().await
+
+    /// Tells a newcomer its address has too many connections open.
+    fn too_many(&mut self, stream: TcpStream, ip: std::net::IpAddr, max: usize) {
+        if let Some(skipped) = self.address_log.allow() {
+            warn!(
+                "⛔ Too many connections from {ip} (limit {max}): refusing a newcomer{}",
+                more(skipped)
+            );
+        }
+        self.send(
+            stream,
+            ErrorCode::TooManyConnections,
+            format!(
+                "too many connections from your address (limit {max}); close some and try again"
+            ),
+        );
+    }
+
+    /// Sends the fatal error and closes, in a task bounded in time; beyond the number of
+    /// refusals in flight the relay can afford, closes at once instead.
+    fn send(&mut self, stream: TcpStream, code: ErrorCode, text: String) {
+        let most = match self.tls {
+            Some(_) => MAX_TLS_REFUSALS,
+            None => MAX_REFUSALS,
         };
-        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, send).await;
-    });
+        if self.tasks.len() >= most {
+            debug!("refusals backed up; closing a newcomer without a word");
+            return;
+        }
+        let error = encode_to_vec(&Frame::Error {
+            code,
+            fatal: true,
+            text,
+        });
+        let tls = self.tls.clone();
+        self.tasks.spawn(async move {
+            let refusal = transport::refuse(stream, tls.as_ref(), &error);
+            if let Ok(Err(err)) = tokio::time::timeout(REFUSAL_TIMEOUT, refusal).await {
+                debug!("a refused client was not told why: {err}");
+            }
+        });
+    }
+}
+
+/// ", and N more since the last warning" when warnings were left out.
+fn more(skipped: u64) -> String {
+    match skipped {
+        0 => String::new(),
+        n => format!(" ({n} more refused since the last warning)"),
+    }
 }
 
 /// Accept failures (out of file descriptors, out of memory) are waited out with a growing pause

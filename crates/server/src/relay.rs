@@ -348,9 +348,13 @@ impl Session {
             return;
         };
         let (conv, side, live_after) = (conv.clone(), *side, *live_after);
+        let companion_key = self.shared.owners.key_of(&companion).unwrap_or_default();
         let (info, here) = {
             let state = conv.lock();
-            (state.info(side, &companion), state.companion(side).cloned())
+            (
+                state.info(side, &companion, companion_key),
+                state.companion(side).cloned(),
+            )
         };
         let from: Arc<str> = conv.member(1 - side).into();
         self.route = Route::In {

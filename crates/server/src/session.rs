@@ -5,38 +5,33 @@
 //! task never waits on anything but its own select: a run of messages the companion (or the
 //! store) has no room for waits in `outbound` (or `parked`) and reading pauses, while writing to
 //! this client goes on, so two busy companions can never wait on each other. Where messages go
-//! is `relay`'s business.
+//! is `relay`'s business. How bytes move on the socket (plain or TLS, and the message rate
+//! limit) is `wire`'s and `transport`'s.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use p2pchat_proto::{peek_header, ErrorCode, Frame};
-use tokio::io::AsyncWriteExt;
+use p2pchat_proto::{ErrorCode, Frame};
 use tokio::net::TcpStream;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::catchup::Replay;
-use crate::held::Held;
+use crate::backlog::Backlog;
 use crate::hub::{Note, SessionId};
+use crate::limits::Throttle;
 use crate::mailbox::{Link, Mailbox, Queued};
 use crate::relay::{Job, Route};
 use crate::report::{log_end, log_pairing, End, Who};
+use crate::transport::Transport;
 use crate::Shared;
 
-/// Bytes asked of the kernel per read. Large reads are what let one read hand on a long run of
-/// messages at once.
-const READ_SIZE: usize = 64 * 1024;
 /// How long the last frames (a `Shutdown`, a fatal `Error`) may take to go out at the end.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
-/// Most buffers handed to one vectored write.
-const MAX_IOV: usize = 64;
 /// Store reads and loads one session may have in progress; reading from the client pauses at
 /// this many (a client flooding `ChatWith` cannot queue work without limit).
 const MAX_JOBS: usize = 8;
@@ -50,42 +45,6 @@ pub(crate) enum Phase {
     Joined,
 }
 
-/// A session's queues and work in progress; see `Session::backlog`.
-#[derive(Default)]
-pub(crate) struct Backlog {
-    /// Runs not yet numbered, oldest first: the conversation is being opened or the store is
-    /// full. Reading pauses while there are any.
-    pub(crate) parked: VecDeque<Bytes>,
-    /// Numbered runs for the companion's mailbox that had no room yet, and that mailbox.
-    /// Reading pauses while there are any.
-    pub(crate) outbound: VecDeque<Bytes>,
-    pub(crate) outbound_to: Option<Link>,
-    /// Frames from the mailbox held back while missed messages are sent ahead of them.
-    pub(crate) deferred: Option<VecDeque<Queued>>,
-    /// Missed messages to send, one conversation after another, ahead of deferred frames.
-    pub(crate) replays: VecDeque<Replay>,
-    pub(crate) replay_serial: u64,
-    /// A `History` answer is being read.
-    pub(crate) history_busy: bool,
-    /// Store reads and conversation loads in progress (created on first use).
-    pub(crate) jobs: Option<JoinSet<Job>>,
-    /// Messages sent while no companion was chosen, kept for the next one.
-    pub(crate) held: Held,
-}
-
-impl Backlog {
-    /// Nothing waits and nothing is in progress.
-    fn is_idle(&self) -> bool {
-        self.parked.is_empty()
-            && self.outbound.is_empty()
-            && self.deferred.is_none()
-            && self.replays.is_empty()
-            && !self.history_busy
-            && self.jobs.as_ref().is_none_or(JoinSet::is_empty)
-            && self.held.count() == 0
-    }
-}
-
 pub(crate) struct Session {
     pub(crate) id: SessionId,
     pub(crate) who: Who,
@@ -96,6 +55,10 @@ pub(crate) struct Session {
     pub(crate) wants: Option<String>,
     /// The member's folded nickname, once it has one.
     pub(crate) me: Option<std::sync::Arc<str>>,
+    /// Sent in `Welcome`; the login proof is a signature over it (all zero before `Hello`).
+    pub(crate) challenge: p2pchat_proto::Challenge,
+    /// The identity key the client logged in with (all zero before).
+    pub(crate) key: p2pchat_proto::PublicKey,
     /// Where the client's messages go now.
     pub(crate) route: Route,
     /// Counts route changes; a job started for an older route is ignored when it finishes.
@@ -107,14 +70,20 @@ pub(crate) struct Session {
     pub(crate) rbuf: BytesMut,
     /// Frames being written to the client; the first may be partly written (`out_offset`).
     pub(crate) out: VecDeque<Queued>,
-    out_offset: usize,
+    pub(crate) out_offset: usize,
     /// Bytes in `out` that are not companion data: this session's own replies and hub notes.
     /// Reading pauses while they pile up (a client that floods pings and never reads).
     pub(crate) out_reply_bytes: usize,
     notes: VecDeque<Note<Link>>,
-    last_read: Instant,
+    pub(crate) last_read: Instant,
     /// Last time writing made progress or had nothing to do.
-    write_progress: Instant,
+    pub(crate) write_progress: Instant,
+    /// Plain TCP or TLS.
+    pub(crate) transport: Transport,
+    /// `Message` frames acted on since the last read was charged to `throttle`.
+    pub(crate) messages_read: u32,
+    /// The `max_rate` allowance; reading pauses while it is used up.
+    pub(crate) throttle: Throttle,
 }
 
 enum Step {
@@ -138,6 +107,13 @@ pub async fn serve(
 ) {
     // Chat frames are small and latency matters more than packet count.
     let _ = stream.set_nodelay(true);
+    let transport = match Transport::new(shared.config.tls.as_ref()) {
+        Ok(transport) => transport,
+        Err(err) => {
+            warn!("⚠️ Client {number}: TLS could not start: {err}");
+            return;
+        }
+    };
     let now = Instant::now();
     let mut session = Session {
         id: number,
@@ -156,6 +132,11 @@ pub async fn serve(
         notes: VecDeque::new(),
         last_read: now,
         write_progress: now,
+        challenge: [0; 32],
+        key: [0; 32],
+        transport,
+        messages_read: 0,
+        throttle: Throttle::default(),
         shared: shared.clone(),
     };
     debug!("client {number} at {addr}: session started");
@@ -205,13 +186,17 @@ impl Session {
                 sleep.as_mut().reset(deadline);
             }
             self.next_replay_page();
-            let writing = !self.out.is_empty();
+            let writing = self.writing();
             let busy = self
                 .backlog
                 .as_ref()
                 .and_then(|b| b.jobs.as_ref())
                 .is_some_and(|jobs| jobs.len() >= MAX_JOBS);
-            let reading = !self.paused() && !busy && self.out_reply_bytes < self.shared.max_backlog;
+            let reading = !self.paused()
+                && !busy
+                && self.out_reply_bytes < self.shared.max_backlog
+                && self.throttle.paused_until().is_none()
+                && self.transport.wants_read();
             if self.backlog.as_ref().is_some_and(|b| b.is_idle()) {
                 // Give the queues back while the session has nothing waiting.
                 self.backlog = None;
@@ -269,6 +254,10 @@ impl Session {
                 Step::Deadline => match self.expired(login_deadline) {
                     Some(end) => return end,
                     None => {
+                        if self.throttle.resume(Instant::now()) {
+                            // The client's silence while throttled was our doing.
+                            self.resumed();
+                        }
                         sleep.as_mut().reset(self.next_deadline(login_deadline));
                         Ok(())
                     }
@@ -341,100 +330,20 @@ impl Session {
         self.out.push_back((bytes, false));
     }
 
-    /// Writes as much of `out` as the socket takes now.
-    fn write_some(&mut self, stream: &TcpStream) -> Result<(), End> {
-        while !self.out.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            for (i, (bytes, _)) in self.out.iter().take(MAX_IOV).enumerate() {
-                let skip = if i == 0 { self.out_offset } else { 0 };
-                slices[i] = IoSlice::new(&bytes[skip..]);
-                count += 1;
-            }
-            match stream.try_write_vectored(&slices[..count]) {
-                Ok(0) => return Err(End::WriterGone),
-                Ok(written) => self.advance_out(written),
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(err) => return Err(End::Reset(err)),
-            }
-        }
-        Ok(())
-    }
-
-    fn advance_out(&mut self, mut written: usize) {
-        self.write_progress = Instant::now();
-        let mut counted = 0;
-        while written > 0 {
-            let Some((front, is_data)) = self.out.front() else {
-                break;
-            };
-            let left = front.len() - self.out_offset;
-            let step = left.min(written);
-            if *is_data {
-                counted += step;
-            } else {
-                self.out_reply_bytes -= step;
-            }
-            written -= step;
-            if step == left {
-                self.out.pop_front();
-                self.out_offset = 0;
-                if self.out.is_empty() {
-                    // Nothing left to write: free the queue rather than keep it for an idle client.
-                    self.out = VecDeque::new();
-                }
-            } else {
-                self.out_offset += step;
-            }
-        }
-        if counted > 0 {
-            self.mailbox.written(counted);
-        }
-    }
-
-    /// Reads once and acts on every complete frame.
-    fn read_some(&mut self, stream: &TcpStream) -> Result<(), End> {
-        let wanted = match peek_header(&self.rbuf, self.shared.max_frame) {
-            Ok(Some(header)) => header.frame_len().saturating_sub(self.rbuf.len()),
-            _ => 0,
-        };
-        self.rbuf.reserve(wanted.max(READ_SIZE));
-        match stream.try_read_buf(&mut self.rbuf) {
-            Ok(0) if self.rbuf.is_empty() => Err(End::Closed),
-            Ok(0) => Err(End::MidFrame),
-            Ok(_) => {
-                self.last_read = Instant::now();
-                self.on_readable()?;
-                if self.rbuf.is_empty() {
-                    // Give the buffer back while the client is quiet.
-                    self.rbuf = BytesMut::new();
-                }
-                Ok(())
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                // Readiness can be spurious (a fresh socket often reports it): don't keep a
-                // read buffer for a connection that has nothing to say.
-                if self.rbuf.is_empty() {
-                    self.rbuf = BytesMut::new();
-                }
-                Ok(())
-            }
-            Err(err) => Err(End::Reset(err)),
-        }
-    }
-
     /// Which deadline passed, if any: login, silence, or a write that stopped moving.
     fn expired(&mut self, login_deadline: Instant) -> Option<End> {
         let now = Instant::now();
         let heartbeat = self.shared.config.heartbeat;
-        if !self.out.is_empty() && self.write_progress + heartbeat <= now {
+        if self.writing() && self.write_progress + heartbeat <= now {
             return Some(End::WriterGone);
         }
         match self.phase {
             Phase::Joined => {
                 // While this session is not reading (the companion's mailbox or the store is
-                // full), the client's silence is ours, not theirs.
-                (!self.paused() && self.last_read + heartbeat <= now).then(|| {
+                // full, or the client is over its message rate), the client's silence is ours,
+                // not theirs.
+                let throttled = self.throttle.paused_until().is_some();
+                (!self.paused() && !throttled && self.last_read + heartbeat <= now).then(|| {
                     self.reply_fatal_timeout("no heartbeat from you within the heartbeat interval");
                     End::TimedOut
                 })
@@ -453,8 +362,11 @@ impl Session {
             Phase::Joined => Instant::now() + heartbeat,
             _ => login_deadline,
         };
-        if !self.out.is_empty() {
+        if self.writing() {
             deadline = deadline.min(self.write_progress + heartbeat);
+        }
+        if let Some(resume_at) = self.throttle.paused_until() {
+            deadline = deadline.min(resume_at);
         }
         deadline
     }
@@ -465,17 +377,6 @@ impl Session {
             fatal: true,
             text: format!("timed out: {why}"),
         });
-    }
-
-    /// Writes what is left (at the end of the session), then closes the sending side.
-    async fn flush(&mut self, stream: &mut TcpStream) {
-        let _ = self.absorb_mailbox();
-        while !self.out.is_empty() {
-            if stream.writable().await.is_err() || self.write_some(stream).is_err() {
-                return;
-            }
-        }
-        let _ = stream.shutdown().await;
     }
 
     /// Whether reading from the client is paused because its messages cannot move on yet.
