@@ -1,21 +1,32 @@
 //! The client's behaviour as plain data: an event in, the effects to carry out. No terminal, no
 //! socket and no clock, so every conversation path is unit-tested without either. It owns what
 //! must outlive a connection: the unacknowledged messages (`outbox`), the ids already shown
-//! (`inbox`), receipts and history paging; `conversation.rs` holds the message-flow half.
+//! (`inbox`), receipts and history paging, and the keys: this client's identity, the pinned
+//! keys of companions and the end-to-end channel of the current conversation. The halves:
+//! `conversation.rs` (message flow), `lifecycle.rs` (login, errors, reconnects, leaving),
+//! `typing.rs` (typed lines and commands), `encryption.rs` (keys, sealing, opening),
+//! `frames.rs` (dispatching the relay's frames).
 
-use p2pchat_proto::{validate_nick, Frame, OnlineEntry};
-use p2pchat_proto::{MessageId, ResumeToken};
+use p2pchat_proto::ResumeToken;
+use p2pchat_proto::{validate_nick, Challenge, Frame};
+use p2pchat_secure::{Channel, Counter, Identity};
 
 use crate::history::History;
 use crate::inbox::Inbox;
-use crate::input::{help_lines, parse_line, Command, Input};
+use crate::keys::{KeyPins, MemoryPins, Replays};
 use crate::outbox::Outbox;
 use crate::receipts::Receipts;
 
 #[path = "conversation.rs"]
 mod conversation;
+#[path = "encryption.rs"]
+mod encryption;
+#[path = "frames.rs"]
+mod frames;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "typing.rs"]
+mod typing;
 
 pub use crate::events::{Effect, Event, Line, Prompt, Style};
 
@@ -49,7 +60,6 @@ enum Resync {
 }
 
 /// The client's state between events.
-#[derive(Debug)]
 pub struct App {
     phase: Phase,
     link: Link,
@@ -88,12 +98,33 @@ pub struct App {
     /// Input ended while messages could not be delivered yet: leave once they can be.
     leave_when_done: bool,
     local_time: bool,
+    /// This client's long-term key: logs in and opens envelopes.
+    identity: Identity,
+    /// The current connection's `Welcome` challenge, signed to log in.
+    challenge: Challenge,
+    /// `HOST:PORT` of the relay: companions' keys are pinned per relay.
+    relay: String,
+    pins: Box<dyn KeyPins>,
+    /// The end-to-end channel with the current companion, once their key is known.
+    channel: Option<Channel>,
+    counter: Counter,
+    replays: Replays,
+    /// The companion (folded) already told about as having no key yet.
+    keyless_noted: Option<String>,
+    /// Several lines arrived together: pack them into batches once all are queued.
+    deferring: bool,
 }
 
 impl App {
-    /// A client that may send messages of up to `max_message` bytes. `scripted` is true when input
-    /// is not a terminal (a rejected `--nick` then ends the program instead of asking again).
-    pub fn new(max_message: u32, preset_nick: Option<String>, scripted: bool) -> Self {
+    /// A client with this identity that may send message bodies of up to `max_message` bytes.
+    /// `scripted` is true when input is not a terminal (a rejected `--nick` then ends the
+    /// program instead of asking again).
+    pub fn new(
+        identity: Identity,
+        max_message: u32,
+        preset_nick: Option<String>,
+        scripted: bool,
+    ) -> Self {
         Self {
             phase: Phase::ChoosingNick,
             link: Link::Up,
@@ -121,7 +152,29 @@ impl App {
             held: 0,
             leave_when_done: false,
             local_time: true,
+            identity,
+            challenge: [0; 32],
+            relay: String::new(),
+            pins: Box::new(MemoryPins::default()),
+            channel: None,
+            counter: Counter::default(),
+            replays: Replays::default(),
+            keyless_noted: None,
+            deferring: false,
         }
+    }
+
+    /// The first connection's `Welcome` challenge.
+    pub fn with_challenge(mut self, challenge: Challenge) -> Self {
+        self.challenge = challenge;
+        self
+    }
+
+    /// Pins companions' keys in `pins`, under the relay's `HOST:PORT`.
+    pub fn with_pins(mut self, relay: String, pins: Box<dyn KeyPins>) -> Self {
+        self.relay = relay;
+        self.pins = pins;
+        self
     }
 
     /// Asks for a particular companion (`--to`) before the nickname is chosen.
@@ -161,9 +214,20 @@ impl App {
         self
     }
 
-    /// Whether the runner may read more input: not while `MAX_UNACKED` messages wait for acks.
+    /// Whether the runner may read more input: not while `MAX_UNACKED` lines wait for acks.
     pub fn accepts_input(&self) -> bool {
         !self.outbox.is_full()
+    }
+
+    /// Whether typed lines are chat lines now, so several may come at once (`Event::Lines`);
+    /// not while the nickname is asked for (the next lines wait for its answer).
+    pub fn takes_lines_together(&self) -> bool {
+        matches!(self.phase, Phase::Waiting | Phase::Chatting)
+    }
+
+    /// How many lines the runner may hand over at once (`Event::Lines`).
+    pub fn input_room(&self) -> usize {
+        self.outbox.room()
     }
 
     /// What to do once connected: say whom to chat with (`--to`), then send `--nick` or ask
@@ -191,7 +255,8 @@ impl App {
         let mut effects = match event {
             Event::Frame(frame) => self.on_frame(frame),
             Event::Drained => self.on_drained(),
-            Event::Line(line) => self.on_line(&line),
+            Event::Line(line) => self.on_lines(vec![line]),
+            Event::Lines(lines) => self.on_lines(lines),
             Event::BadLine => vec![
                 show(
                     Style::Error,
@@ -205,7 +270,8 @@ impl App {
             Event::Reconnected {
                 max_message,
                 stored_history,
-            } => self.on_reconnected(max_message, stored_history),
+                challenge,
+            } => self.on_reconnected(max_message, stored_history, challenge),
             Event::ReconnectFailed(why) => {
                 let line = show(
                     Style::Error,
@@ -235,7 +301,7 @@ impl App {
                 self.phase = Phase::NickSent;
                 self.asked_nick = Some(nick.to_owned());
                 match self.link {
-                    Link::Up => vec![Effect::Send(Frame::Nick(nick.to_owned()))],
+                    Link::Up => vec![Effect::Send(self.nick_frame(nick))],
                     // Sent once reconnected.
                     Link::Resuming | Link::Down => Vec::new(),
                 }
@@ -244,13 +310,24 @@ impl App {
         }
     }
 
+    /// `Nick` for `nick`, signed over this connection's challenge.
+    fn nick_frame(&self, nick: &str) -> Frame {
+        Frame::Nick {
+            nick: nick.to_owned(),
+            key: self.identity.public_key(),
+            proof: self.identity.sign_login(&self.challenge, nick),
+        }
+    }
+
     fn nick_refused(&mut self, why: &str) -> Vec<Effect> {
+        self.nick_refused_with(format!("❌ Nickname rejected: {}", printable(why)))
+    }
+
+    /// The nickname was refused, as `text` explains: ask for another (or end a script).
+    fn nick_refused_with(&mut self, text: String) -> Vec<Effect> {
         self.phase = Phase::ChoosingNick;
         self.asked_nick = None;
-        let line = show(
-            Style::Error,
-            format!("❌ Nickname rejected: {}", printable(why)),
-        );
+        let line = show(Style::Error, text);
         if self.scripted && self.preset_nick.take().is_some() {
             self.phase = Phase::Leaving;
             return vec![line, Effect::Close { code: 1 }];
@@ -258,207 +335,6 @@ impl App {
         self.preset_nick = None;
         vec![line, Effect::Prompt(Prompt::Nick)]
     }
-
-    fn on_line(&mut self, line: &str) -> Vec<Effect> {
-        match self.phase {
-            Phase::ChoosingNick => {
-                let nick = line.trim();
-                if nick.eq_ignore_ascii_case("/exit") {
-                    self.leave()
-                } else if nick.is_empty() {
-                    vec![Effect::Prompt(Prompt::Nick)]
-                } else {
-                    self.offer_nick(nick)
-                }
-            }
-            Phase::Waiting | Phase::Chatting => self.on_chat_line(line),
-            Phase::NickSent | Phase::Draining | Phase::Leaving => Vec::new(),
-        }
-    }
-
-    fn on_chat_line(&mut self, line: &str) -> Vec<Effect> {
-        let mut effects = match parse_line(line) {
-            Input::Empty => Vec::new(),
-            Input::Command(Command::Exit) => return self.leave(),
-            Input::Command(Command::Help) => help_lines()
-                .into_iter()
-                .map(|line| show(Style::Notice, line))
-                .collect(),
-            Input::Command(Command::Who) => self.send_now(Frame::Who),
-            Input::Command(Command::Chat(target)) => {
-                let target = target.unwrap_or_default();
-                match validate_nick(&target) {
-                    Err(err) if !target.is_empty() => vec![show(
-                        Style::Error,
-                        format!("❌ Cannot chat with {target}: {err}"),
-                    )],
-                    _ => {
-                        self.wanted = Some(target.clone()).filter(|target| !target.is_empty());
-                        self.send_now(Frame::ChatWith(target))
-                    }
-                }
-            }
-            Input::Command(Command::History(n)) => self.more_history(n),
-            Input::Unknown(word) => vec![show(
-                Style::Error,
-                format!("❓ Unknown command {word}. Type /help for the list."),
-            )],
-            Input::Usage(usage) => vec![show(Style::Error, format!("❓ Usage: {usage}"))],
-            Input::Message(text) if text.len() > self.max_message => vec![show(
-                Style::Error,
-                format!(
-                    "❌ Message too long: {} bytes (the limit is {}); not sent",
-                    text.len(),
-                    self.max_message
-                ),
-            )],
-            Input::Message(text) => self.send_message(text),
-        };
-        effects.push(Effect::Prompt(Prompt::Message));
-        effects
-    }
-
-    /// Sends a request that only makes sense on a live connection.
-    fn send_now(&mut self, frame: Frame) -> Vec<Effect> {
-        if self.link == Link::Up {
-            return vec![Effect::Send(frame)];
-        }
-        vec![not_connected()]
-    }
-
-    fn send_message(&mut self, text: String) -> Vec<Effect> {
-        if self.phase == Phase::Waiting && self.companion.is_none() {
-            self.held += 1;
-        }
-        self.ids_made += 1;
-        let id: MessageId = self.id_seed.wrapping_add(self.ids_made).to_be_bytes();
-        self.outbox.push(id, text);
-        self.send_unsent()
-    }
-
-    /// Sends the queued messages that did not go out on this connection yet (new ones, or
-    /// those a failed store or a lost connection left unacknowledged), unless the relay must
-    /// first say which it has.
-    fn send_unsent(&mut self) -> Vec<Effect> {
-        if self.link != Link::Up || self.resync.is_some() || self.nick.is_none() {
-            return Vec::new();
-        }
-        self.outbox
-            .take_unsent()
-            .into_iter()
-            .map(Effect::Send)
-            .collect()
-    }
-
-    fn on_frame(&mut self, frame: Frame) -> Vec<Effect> {
-        // What the screen shows about the conversation waits, in order, behind a history answer
-        // on its way: messages and news of the companion.
-        let waits = matches!(
-            frame,
-            Frame::Message(_)
-                | Frame::Waiting
-                | Frame::Paired(_)
-                | Frame::WaitingFor(_)
-                | Frame::Conversation(_)
-                | Frame::Left { .. }
-        );
-        let mut effects = Vec::new();
-        if waits && self.history.holding() {
-            if self.held_frames.len() < crate::history::MAX_HELD_BACK {
-                self.held_frames.push_back(frame);
-                return effects;
-            }
-            // The answer is taking too long: show what waited, and what comes, at once.
-            self.history.stop_holding();
-            effects = self.release_held_frames();
-        }
-        let ends_history = matches!(frame, Frame::HistoryEnd { .. });
-        effects.extend(self.handle_frame(frame));
-        if ends_history || !self.history.holding() {
-            effects.extend(self.release_held_frames());
-        }
-        effects
-    }
-
-    /// Handles the frames held back while history loaded, in order (one may start loading the
-    /// next conversation's history, holding back those after it again).
-    pub(super) fn release_held_frames(&mut self) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        for frame in std::mem::take(&mut self.held_frames) {
-            effects.extend(self.on_frame(frame));
-        }
-        effects
-    }
-
-    fn handle_frame(&mut self, frame: Frame) -> Vec<Effect> {
-        match frame {
-            Frame::NickOk { nick, token } => self.on_nick_ok(nick, token),
-            Frame::Waiting => self.on_waiting(),
-            Frame::Paired(nick) => self.on_paired(&nick),
-            Frame::WaitingFor(nick) => self.on_waiting_for(&nick),
-            Frame::Conversation(info) => self.on_conversation(info),
-            Frame::Message(message) => self.show_message(message),
-            Frame::Ack { count, first_seq } => self.on_ack(count, first_seq),
-            Frame::Delivered(through) => {
-                self.receipts.delivered_through(through);
-                Vec::new()
-            }
-            Frame::Earlier(message) => {
-                self.history.earlier(message);
-                Vec::new()
-            }
-            Frame::HistoryEnd { more, .. } => match self.history.end(more) {
-                Some(page) => self.print_page(page),
-                None => Vec::new(),
-            },
-            Frame::Online { total, entries } => {
-                vec![show(Style::Notice, online_line(total, &entries))]
-            }
-            Frame::Left { reason, nick } => self.on_left(reason, &nick),
-            Frame::Ping(token) => vec![Effect::Send(Frame::Pong(token))],
-            Frame::Shutdown(why) => {
-                let why = printable(&why);
-                if self.reconnect {
-                    return self
-                        .on_connection_lost(&format!("the server is shutting down ({why})"));
-                }
-                self.fail(format!("🛑 The chat server is shutting down ({why})"))
-            }
-            Frame::Error { code, fatal, text } => self.on_error(code, fatal, &text),
-            Frame::Pong(_)
-            | Frame::Hello { .. }
-            | Frame::Welcome { .. }
-            | Frame::Nick(_)
-            | Frame::Resume { .. }
-            | Frame::Bye
-            | Frame::Who
-            | Frame::ChatWith(_)
-            | Frame::Received(_)
-            | Frame::History { .. } => Vec::new(),
-        }
-    }
-}
-
-/// `👥 Online (3): Nick1 (chatting), Nick2 (waiting) and 1 more`
-fn online_line(total: u32, entries: &[OnlineEntry]) -> String {
-    let listed: Vec<String> = entries
-        .iter()
-        .map(|entry| {
-            let state = if entry.chatting {
-                "chatting"
-            } else {
-                "waiting"
-            };
-            format!("{} ({state})", printable(&entry.nick))
-        })
-        .collect();
-    let more = (total as usize).saturating_sub(entries.len());
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
-    format!("👥 Online ({total}): {}{more}", listed.join(", "))
 }
 
 fn not_connected() -> Effect {
@@ -499,3 +375,7 @@ mod conversation_tests;
 #[cfg(test)]
 #[path = "reconnect_tests.rs"]
 mod reconnect_tests;
+
+#[cfg(test)]
+#[path = "encryption_tests.rs"]
+mod encryption_tests;

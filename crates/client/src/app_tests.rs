@@ -1,10 +1,13 @@
-//! The app's basic paths: login, pairing, commands, leaving. `conversation_tests.rs` and
-//! `reconnect_tests.rs` use the helpers here.
+//! The app's basic paths: login, pairing, commands, leaving. `conversation_tests.rs`,
+//! `reconnect_tests.rs` and `encryption_tests.rs` use the helpers here. Everyone's identity is
+//! derived from their nickname, so a test can seal and open as any of them.
 
 use super::*;
 pub(super) use p2pchat_proto::{
-    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, LeftReason,
+    fold_nick, ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, LeftReason, MessageId,
+    OnlineEntry, PublicKey,
 };
+pub(super) use p2pchat_secure::{Channel, Identity};
 
 pub(super) fn texts(effects: &[Effect]) -> Vec<String> {
     effects
@@ -26,6 +29,44 @@ pub(super) fn sends(effects: &[Effect]) -> Vec<Frame> {
         .collect()
 }
 
+/// The identity of whoever uses `nick` in tests.
+pub(super) fn identity_of(nick: &str) -> Identity {
+    let mut seed = [0x5A; 32];
+    for (at, byte) in fold_nick(nick).bytes().take(32).enumerate() {
+        seed[at] = byte;
+    }
+    Identity::from_seed(&seed)
+}
+
+pub(super) fn key_of(nick: &str) -> PublicKey {
+    identity_of(nick).public_key()
+}
+
+/// The channel `from` seals with to `to`.
+pub(super) fn channel(from: &str, to: &str) -> Channel {
+    Channel::new(&identity_of(from), &key_of(to)).expect("test keys are valid")
+}
+
+/// A new app for Nick1.
+pub(super) fn fresh(max_message: u32, preset_nick: Option<String>, scripted: bool) -> App {
+    App::new(identity_of("Nick1"), max_message, preset_nick, scripted)
+}
+
+/// The `Nick` frame Nick1's app sends for `nick` on a connection whose challenge is `challenge`.
+pub(super) fn nick_frame_for(nick: &str, challenge: &Challenge) -> Frame {
+    let me = identity_of("Nick1");
+    Frame::Nick {
+        nick: nick.into(),
+        key: me.public_key(),
+        proof: me.sign_login(challenge, nick),
+    }
+}
+
+/// The `Nick` frame on the first connection (the challenge is all zero in tests).
+pub(super) fn nick_frame(nick: &str) -> Frame {
+    nick_frame_for(nick, &[0; 32])
+}
+
 pub(super) fn nick_ok(nick: &str) -> Event {
     Event::Frame(Frame::NickOk {
         nick: nick.into(),
@@ -38,35 +79,55 @@ pub(super) fn id(n: u128) -> MessageId {
     n.to_be_bytes()
 }
 
-/// The frame that sends the app's `n`th message.
-pub(super) fn sent(n: u128, text: &str) -> Frame {
-    Frame::Message(ChatMessage {
-        seq: 0,
-        sent_ms: 0,
-        id: id(n),
-        text: text.into(),
-    })
+/// The app's `n`th batch holding just `text`, as `sent_lines` shows it.
+pub(super) fn sent(n: u128, text: &str) -> (MessageId, Vec<String>) {
+    (id(n), vec![text.to_owned()])
 }
 
-/// A message from the companion.
+/// The messages the effects send, opened as Nick2 would: each one's id and lines.
+pub(super) fn sent_lines(effects: &[Effect]) -> Vec<(MessageId, Vec<String>)> {
+    let nick2 = channel("Nick2", "Nick1");
+    sends(effects)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Message(message) => {
+                let plain = nick2
+                    .open(false, &message.id, &message.body)
+                    .expect("sealed for Nick2");
+                Some((message.id, plain.texts))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A message from Nick2, sealed with counter `seq`.
 pub(super) fn incoming(seq: u64, id_byte: u8, text: &str) -> Event {
+    incoming_counted(seq, id_byte, seq, &[text])
+}
+
+/// A message from Nick2 with these lines and this counter.
+pub(super) fn incoming_counted(seq: u64, id_byte: u8, counter: u64, lines: &[&str]) -> Event {
+    let id = [id_byte; 16];
     Event::Frame(Frame::Message(ChatMessage {
         seq,
         sent_ms: 1_795_624_800_000,
-        id: [id_byte; 16],
-        text: text.into(),
+        id,
+        body: channel("Nick2", "Nick1")
+            .seal(&id, counter, lines)
+            .expect("sealed"),
     }))
 }
 
 pub(super) fn logged_in(nick: &str) -> App {
-    log_in(App::new(64 * 1024, None, false), nick)
+    log_in(fresh(64 * 1024, None, false), nick)
 }
 
 pub(super) fn log_in(mut app: App, nick: &str) -> App {
     assert_eq!(app.start(), [Effect::Prompt(Prompt::Nick)]);
     assert_eq!(
         sends(&app.handle(Event::Line(nick.into()))),
-        [Frame::Nick(nick.into())]
+        [nick_frame(nick)]
     );
     app.handle(nick_ok(nick));
     app
@@ -80,6 +141,7 @@ pub(super) fn ack(count: u32, first_seq: u64) -> Event {
 pub(super) fn conversation(companion: &str, read_through: u64) -> Event {
     Event::Frame(Frame::Conversation(ConversationInfo {
         companion: companion.into(),
+        companion_key: key_of(companion),
         last_seq: read_through,
         read_through,
         their_read_through: 0,
@@ -101,8 +163,12 @@ fn the_designs_conversation() {
     let mut app = logged_in("Nick1");
     let shown = app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     assert_eq!(texts(&shown), ["💬 Companion: Connected to Nick2"]);
+    let shown = texts(&app.handle(conversation("Nick2", 0)));
+    assert_eq!(shown.len(), 1);
+    assert!(shown[0].starts_with("🔑 Nick2's identity key is "));
+    assert!(shown[0].ends_with(" — compare safety numbers with /verify"));
     let typed = app.handle(Event::Line("Sup".into()));
-    assert_eq!(sends(&typed), [sent(1, "Sup")]);
+    assert_eq!(sent_lines(&typed), [sent(1, "Sup")]);
     assert_eq!(typed.last(), Some(&Effect::Prompt(Prompt::Message)));
     let shown = app.handle(incoming(1, 1, "Hi:>"));
     assert_eq!(texts(&shown), ["💬 Companion: Hi:>"]);
@@ -110,13 +176,13 @@ fn the_designs_conversation() {
 
 #[test]
 fn preset_nick_is_sent_at_once() {
-    let mut app = App::new(100, Some("Nick1".into()), true);
-    assert_eq!(app.start(), [Effect::Send(Frame::Nick("Nick1".into()))]);
+    let mut app = fresh(100, Some("Nick1".into()), true);
+    assert_eq!(app.start(), [Effect::Send(nick_frame("Nick1"))]);
 }
 
 #[test]
 fn rejected_nick_asks_again_interactively() {
-    let mut app = App::new(100, None, false);
+    let mut app = fresh(100, None, false);
     app.start();
     app.handle(Event::Line("Nick1".into()));
     let effects = app.handle(Event::Frame(Frame::Error {
@@ -131,13 +197,13 @@ fn rejected_nick_asks_again_interactively() {
     assert_eq!(effects.last(), Some(&Effect::Prompt(Prompt::Nick)));
     assert_eq!(
         sends(&app.handle(Event::Line("Nick3".into()))),
-        [Frame::Nick("Nick3".into())]
+        [nick_frame("Nick3")]
     );
 }
 
 #[test]
 fn invalid_nick_is_refused_locally_and_asked_again() {
-    let mut app = App::new(100, None, true);
+    let mut app = fresh(100, None, true);
     app.start();
     let effects = app.handle(Event::Line("two words".into()));
     assert!(sends(&effects).is_empty());
@@ -147,7 +213,7 @@ fn invalid_nick_is_refused_locally_and_asked_again() {
 
 #[test]
 fn rejected_preset_nick_ends_a_script() {
-    let mut app = App::new(100, Some("Nick1".into()), true);
+    let mut app = fresh(100, Some("Nick1".into()), true);
     app.start();
     let effects = app.handle(Event::Frame(Frame::Error {
         code: ErrorCode::NickTaken,
@@ -162,14 +228,15 @@ fn messages_while_waiting_are_held_and_reported() {
     let mut app = logged_in("Nick1");
     let shown = app.handle(Event::Frame(Frame::Waiting));
     assert!(texts(&shown)[0].contains("held"));
-    app.handle(Event::Line("early".into()));
+    assert!(sends(&app.handle(Event::Line("early".into()))).is_empty());
     let shown = app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    assert_eq!(texts(&shown), ["💬 Companion: Connected to Nick2"]);
+    // Sealed and sent once the companion's key is known.
+    let effects = app.handle(conversation("Nick2", 0));
+    assert_eq!(sent_lines(&effects), [sent(1, "early")]);
     assert_eq!(
-        texts(&shown),
-        [
-            "💬 Companion: Connected to Nick2",
-            "📨 The messages you sent while waiting were delivered to Nick2"
-        ]
+        texts(&effects).last().map(String::as_str),
+        Some("📨 The messages you sent while waiting went to Nick2")
     );
 }
 
@@ -181,9 +248,13 @@ fn end_of_input_with_held_messages_waits_for_a_companion() {
     let effects = app.handle(Event::InputEnded);
     assert!(sends(&effects).is_empty());
     assert!(texts(&effects)[0].starts_with("⏳ End of input: staying until a companion joins"));
-    // Paired: now wait (bounded) for the held message's ack, then say goodbye.
+    // Paired, but no key yet: still waiting.
     let effects = app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     assert!(sends(&effects).is_empty());
+    assert!(!effects.contains(&Effect::WaitForAcks));
+    // The key: the message goes, then wait (bounded) for its ack, then say goodbye.
+    let effects = app.handle(conversation("Nick2", 0));
+    assert_eq!(sent_lines(&effects), [sent(1, "early")]);
     assert_eq!(effects.last(), Some(&Effect::WaitForAcks));
     let effects = app.handle(Event::Frame(Frame::Ack {
         count: 1,
@@ -227,14 +298,15 @@ fn companion_leaving_is_shown_with_the_reason() {
 
 #[test]
 fn empty_and_oversized_lines_are_not_sent() {
-    let mut app = App::new(8, None, false);
-    app.start();
-    app.handle(Event::Line("Nick1".into()));
-    app.handle(nick_ok("Nick1"));
+    // An envelope adds 56 bytes to a line: this relay's limit leaves 8 for the text.
+    let mut app = chatting(fresh(64, None, false), "Nick2");
     assert!(sends(&app.handle(Event::Line("   ".into()))).is_empty());
     let effects = app.handle(Event::Line("123456789".into()));
     assert!(sends(&effects).is_empty());
-    assert!(texts(&effects)[0].contains("too long"));
+    assert_eq!(
+        texts(&effects),
+        ["❌ Message too long: 9 bytes (the limit is 8); not sent"]
+    );
     assert_eq!(sends(&app.handle(Event::Line("12345678".into()))).len(), 1);
 }
 
@@ -267,7 +339,7 @@ fn pings_are_answered() {
 
 #[test]
 fn terminal_escapes_from_the_network_are_defused() {
-    let mut app = logged_in("Nick1");
+    let mut app = chatting(fresh(64 * 1024, None, false), "Nick2");
     let shown = app.handle(incoming(1, 1, "\u{1b}[2Jhi\nthere"));
     assert_eq!(texts(&shown), ["💬 Companion: \u{FFFD}[2Jhi↵there"]);
 }
@@ -283,18 +355,18 @@ fn unknown_commands_and_help() {
 
 #[test]
 fn to_asks_for_the_companion_before_the_nickname() {
-    let mut app = App::new(100, Some("Nick1".into()), true).with_companion(Some("Nick2".into()));
+    let mut app = fresh(100, Some("Nick1".into()), true).with_companion(Some("Nick2".into()));
     assert_eq!(
         app.start(),
         [
             Effect::Send(Frame::ChatWith("Nick2".into())),
-            Effect::Send(Frame::Nick("Nick1".into()))
+            Effect::Send(nick_frame("Nick1"))
         ]
     );
     app.handle(nick_ok("Nick1"));
     let shown = texts(&app.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
     assert!(shown[0].starts_with("⏳ Waiting for Nick2 to be free"));
-    let mut bad = App::new(100, None, true).with_companion(Some("two words".into()));
+    let mut bad = fresh(100, None, true).with_companion(Some("two words".into()));
     assert_eq!(bad.start().last(), Some(&Effect::Close { code: 1 }));
 }
 

@@ -2,10 +2,11 @@
 //! (and what to re-send on resume), showing the companion's messages once each, acks and
 //! receipts, and history pages. Pure, like the rest of `App`.
 
-use p2pchat_proto::{fold_nick, ChatMessage, ConversationInfo, EarlierMessage, Frame, LeftReason};
+use p2pchat_proto::{fold_nick, ChatMessage, ConversationInfo, Frame, LeftReason};
 
 use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, Style};
-use crate::history::{stamp, Busy, Page};
+use crate::history::{Busy, Page};
+use crate::inbox::Arrival;
 
 impl App {
     /// `Paired`, `WaitingFor` or `Conversation` named `nick`: a different companion starts a
@@ -18,6 +19,9 @@ impl App {
             self.inbox.reset();
             self.receipts.reset();
             self.partner = Some(key);
+            // Another companion, another key: nothing is sealed to them until theirs is known.
+            self.channel = None;
+            self.keyless_noted = None;
         }
         self.companion = Some(nick.to_owned());
         self.present = present;
@@ -37,6 +41,8 @@ impl App {
         self.lost_companion = None;
         self.companion = None;
         self.present = false;
+        // No companion, no key: what is typed now waits here until someone arrives.
+        self.channel = None;
         let mut effects = vec![show(
             Style::Notice,
             "⏳ Waiting for a companion to join... Messages you send now are held and delivered when they arrive.",
@@ -57,13 +63,6 @@ impl App {
             Style::Companion,
             format!("💬 Companion: Connected to {nick}"),
         ));
-        if self.held > 0 {
-            effects.push(show(
-                Style::Notice,
-                format!("📨 The messages you sent while waiting were delivered to {nick}"),
-            ));
-            self.held = 0;
-        }
         effects
     }
 
@@ -107,6 +106,7 @@ impl App {
 
     pub(super) fn on_conversation(&mut self, info: ConversationInfo) -> Vec<Effect> {
         let mut effects = self.set_companion(&info.companion, self.present);
+        effects.extend(self.on_companion_key(&info.companion, info.companion_key));
         self.inbox.joined(info.read_through);
         self.receipts.delivered_through(info.their_read_through);
         if self.link == Link::Up && self.resync == Some(Resync::AtConversation) {
@@ -118,8 +118,9 @@ impl App {
                 self.receipts
                     .stored_through(info.last_from_you, dropped as u64);
             }
-            effects.extend(self.send_unsent());
         }
+        // Also what waited for this companion's key.
+        effects.extend(self.send_unsent());
         let key = fold_nick(&info.companion);
         if let Some(request) = self.history.joined(&key, info.read_through) {
             effects.push(Effect::Send(request));
@@ -127,16 +128,25 @@ impl App {
         effects
     }
 
-    /// Shows a companion's message unless its id was shown already.
+    /// Shows a companion's message unless its id was shown already. One that cannot be shown
+    /// still counts as received, or the relay would deliver it again forever.
     pub(super) fn show_message(&mut self, message: ChatMessage) -> Vec<Effect> {
-        if !self.inbox.accept(message.seq, message.id) {
-            return Vec::new();
+        match self.inbox.arrival(message.seq, &message.id) {
+            Arrival::New => {}
+            Arrival::Again => return Vec::new(),
+            Arrival::Renumbered => {
+                let name = printable(self.companion.as_deref().unwrap_or("your companion"));
+                return vec![show(
+                    Style::Error,
+                    format!(
+                        "⚠️ A message from {name} arrived again under a new number (replayed, or \
+                         sent again after the relay crashed); it was not shown twice"
+                    ),
+                )];
+            }
         }
         self.history.shown(message.seq);
-        vec![show(
-            Style::Companion,
-            format!("💬 Companion: {}", printable(&message.text)),
-        )]
+        self.open_live(&message)
     }
 
     pub(super) fn on_ack(&mut self, count: u32, first_seq: u64) -> Vec<Effect> {
@@ -211,27 +221,8 @@ impl App {
             format!("📜 Earlier messages with {nick}{more}:"),
         ));
         for message in &page.earlier {
-            effects.push(self.earlier_line(message, &nick));
+            effects.extend(self.earlier_lines(message, &nick));
         }
         effects
-    }
-
-    /// `📜 [2026-11-25 16:40] Nick2: text`
-    fn earlier_line(&mut self, message: &EarlierMessage, nick: &str) -> Effect {
-        let who = if message.mine {
-            "You"
-        } else {
-            // A copy of it arriving live later is a duplicate.
-            self.inbox.remember(message.id);
-            nick
-        };
-        show(
-            Style::Earlier,
-            format!(
-                "📜 {} {who}: {}",
-                stamp(message.sent_ms, self.local_time),
-                printable(&message.text)
-            ),
-        )
     }
 }

@@ -2,7 +2,7 @@
 //! lines, timers), effects for the runner to carry out, and the lines of the chat view. Plain
 //! data; `app` decides.
 
-use p2pchat_proto::Frame;
+use p2pchat_proto::{Challenge, Frame};
 
 /// Something that happened to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +14,9 @@ pub enum Event {
     Drained,
     /// A line the user typed (without its line ending).
     Line(String),
+    /// Several lines that arrived together (a paste, piped input): messages among them are
+    /// packed into as few envelopes as the limits allow.
+    Lines(Vec<String>),
     /// A typed line was not UTF-8.
     BadLine,
     /// End of input (Ctrl+D, or the end of piped input).
@@ -28,6 +31,8 @@ pub enum Event {
         max_message: u32,
         /// Whether it stores history (`FEATURE_HISTORY`).
         stored_history: bool,
+        /// The new connection's login challenge.
+        challenge: Challenge,
     },
     /// Reconnecting was given up; the text says why.
     ReconnectFailed(String),

@@ -30,6 +30,12 @@ pub enum Command {
     Chat(Option<String>),
     /// Show this many messages from before the oldest one shown.
     History(u32),
+    /// Show the conversation's safety number and both keys' fingerprints.
+    Verify,
+    /// Show this client's nickname and key fingerprint.
+    Whoami,
+    /// Give up ownership of the nickname, so another key can register it.
+    Release,
 }
 
 /// Every command with its arguments and one-line help, in the order `/help` shows them.
@@ -53,6 +59,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "/history",
         "[N]",
         "show N earlier messages of this conversation (default 20)",
+    ),
+    (
+        "/verify",
+        "",
+        "show the safety number to compare with your companion (end-to-end check)",
+    ),
+    (
+        "/whoami",
+        "",
+        "show your nickname and your key's fingerprint",
+    ),
+    (
+        "/release",
+        "",
+        "give up your nickname: any key can register it once you leave",
     ),
     ("/help", "", "show this list"),
 ];
@@ -85,6 +106,9 @@ pub fn parse_line(line: &str) -> Input {
             "/help" => Command::Help,
             "/who" => Command::Who,
             "/chat" => Command::Chat(argument),
+            "/verify" => Command::Verify,
+            "/whoami" => Command::Whoami,
+            "/release" => Command::Release,
             "/history" => match history_page(argument.as_deref()) {
                 Some(n) => Command::History(n),
                 None => {
@@ -143,6 +167,9 @@ mod tests {
             Input::Command(Command::Chat(Some("two words".into())))
         );
         assert_eq!(parse_line("/nope x"), Input::Unknown("/nope".into()));
+        assert_eq!(parse_line("/verify"), Input::Command(Command::Verify));
+        assert_eq!(parse_line("/Release"), Input::Command(Command::Release));
+        assert_eq!(parse_line("/whoami"), Input::Command(Command::Whoami));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the connection and getting it back (what to send again comes with the `Conversation` frame,
 //! in `conversation.rs`), and leaving with messages still unacknowledged. Pure.
 
-use p2pchat_proto::{fold_nick, ErrorCode, Frame, ResumeToken};
+use p2pchat_proto::{fold_nick, Challenge, ErrorCode, Frame, ResumeToken};
 
 use super::{printable, show, App, Effect, Link, Phase, Prompt, Resync, Style};
 
@@ -35,13 +35,32 @@ impl App {
                 self.on_connection_lost(&format!("the server closed the connection ({text})"))
             }
             _ if fatal => self.fail(format!("❌ The server closed the connection: {text}")),
-            ErrorCode::NickInvalid | ErrorCode::NickTaken if self.link == Link::Resuming => self
-                .fail(format!(
+            ErrorCode::NickInvalid
+            | ErrorCode::NickTaken
+            | ErrorCode::NickOwned
+            | ErrorCode::BadProof
+                if self.link == Link::Resuming =>
+            {
+                self.fail(format!(
                     "❌ Could not take back the nickname {nick} after reconnecting: {text}"
-                )),
+                ))
+            }
             ErrorCode::NickInvalid | ErrorCode::NickTaken if self.phase == Phase::NickSent => {
                 self.nick_refused(&text)
             }
+            ErrorCode::NickOwned if self.phase == Phase::NickSent => {
+                let asked = printable(self.asked_nick.as_deref().unwrap_or("this nickname"));
+                self.nick_refused_with(format!(
+                    "❌ The nickname {asked} belongs to another identity key; choose another nickname, or start the client with the --identity file that registered it"
+                ))
+            }
+            ErrorCode::BadProof if self.phase == Phase::NickSent => self.nick_refused_with(format!(
+                "❌ The server could not verify your identity key's signature ({text}); try again"
+            )),
+            ErrorCode::RateLimited => vec![show(
+                Style::Notice,
+                format!("🐢 The server is slowing you down: {text}"),
+            )],
             ErrorCode::StoreFailed => {
                 // Nothing unacknowledged was kept: all of it goes again, before the next message.
                 self.outbox.forget_sent();
@@ -56,8 +75,12 @@ impl App {
             ErrorCode::HeldFull => {
                 let line = match self.outbox.drop_newest_sent() {
                     Some(refused) => {
-                        self.held = self.held.saturating_sub(1);
-                        format!("⚠️ {text}: “{}” was not sent", printable(&refused.text))
+                        let first = refused.lines.first().map_or("", String::as_str);
+                        let others = match refused.lines.len() {
+                            0 | 1 => String::new(),
+                            n => format!(" (and {} more line(s))", n - 1),
+                        };
+                        format!("⚠️ {text}: “{}”{others} was not sent", printable(first))
                     }
                     None => format!("⚠️ {text}"),
                 };
@@ -95,8 +118,15 @@ impl App {
         effects
     }
 
-    pub(super) fn on_reconnected(&mut self, max_message: u32, stored_history: bool) -> Vec<Effect> {
+    pub(super) fn on_reconnected(
+        &mut self,
+        max_message: u32,
+        stored_history: bool,
+        challenge: Challenge,
+    ) -> Vec<Effect> {
         self.max_message = max_message as usize;
+        // Each connection has its own challenge: a proof made for the last one is no good.
+        self.challenge = challenge;
         self.stored_history = stored_history;
         self.link = Link::Up;
         let mut effects = Vec::new();
@@ -114,11 +144,13 @@ impl App {
                 effects.push(Effect::Send(Frame::Resume {
                     nick: nick.clone(),
                     token,
+                    key: self.identity.public_key(),
+                    proof: self.identity.sign_login(&self.challenge, nick),
                 }));
             }
             _ => {
                 if let (Phase::NickSent, Some(nick)) = (self.phase, &self.asked_nick) {
-                    effects.push(Effect::Send(Frame::Nick(nick.clone())));
+                    effects.push(Effect::Send(self.nick_frame(nick)));
                 }
             }
         }
@@ -145,6 +177,16 @@ impl App {
                     ),
                 )];
             }
+            if self.link != Link::Down && self.channel.is_none() {
+                self.leave_when_done = true;
+                let nick = printable(self.companion.as_deref().unwrap_or("your companion"));
+                return vec![show(
+                    Style::Notice,
+                    format!(
+                        "⏳ End of input: staying until {nick} connects, so {queued} waiting message(s) can be encrypted for them (Ctrl+C quits now)"
+                    ),
+                )];
+            }
         }
         self.leave()
     }
@@ -155,7 +197,7 @@ impl App {
         matches!(self.phase, Phase::Waiting | Phase::Chatting)
             && self.link == Link::Up
             && self.resync.is_none()
-            && (self.companion.is_some() || self.outbox.is_empty())
+            && (self.channel.is_some() || self.outbox.is_empty())
     }
 
     /// `/exit` or end of input: leaves once what was sent is acknowledged (`WaitForAcks` bounds
@@ -179,6 +221,9 @@ impl App {
         if unconfirmed > 0 {
             let text = if self.companion.is_none() && self.held > 0 {
                 format!("📭 {unconfirmed} message(s) held for a companion were not delivered")
+            } else if self.channel.is_none() && self.outbox.loose() > 0 {
+                let nick = printable(self.companion.as_deref().unwrap_or("your companion"));
+                format!("📭 {unconfirmed} message(s) were not sent: {nick} had no key yet to encrypt them to")
             } else {
                 format!("⚠️ {unconfirmed} message(s) were not confirmed by the server")
             };

@@ -6,6 +6,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use crate::net::{self, ConnectError, Connection, NetEvent, Tasks, Welcome};
+use crate::transport::Target;
 
 /// Net events buffered between the reader task and the app.
 const NET_EVENTS: usize = 256;
@@ -52,22 +53,21 @@ impl Retry {
 
     /// The result of the next attempt. Cancel-safe: an attempt under way is kept in `self` and
     /// awaited again by the next call.
-    pub async fn next(&mut self, host: &str, port: u16) -> Result<(Connection, Welcome), String> {
+    pub async fn next(&mut self, target: &Target) -> Result<(Connection, Welcome), ConnectError> {
         let connecting = match &mut self.connecting {
             Some(connecting) => connecting,
             None => {
                 sleep_until(self.next_at).await;
-                let host = host.to_owned();
-                let attempt = tokio::spawn(async move { net::connect(&host, port).await });
+                let target = target.clone();
+                let attempt = tokio::spawn(async move { net::connect(&target).await });
                 self.connecting.insert(attempt)
             }
         };
         let result = connecting.await;
         self.connecting = None;
         match result {
-            Ok(Ok(connected)) => Ok(connected),
-            Ok(Err(err)) => Err(err.to_string()),
-            Err(err) => Err(err.to_string()),
+            Ok(result) => result,
+            Err(err) => Err(ConnectError::Handshake(err.to_string())),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The connection to the relay: connect, handshake, a reader task that turns bytes into events
-//! and a writer task that batches frames onto the socket. Nothing here knows about the terminal,
+//! The connection to the relay: connect (over `transport`: TLS or plain TCP), handshake, a
+//! reader task that turns bytes into events and a writer task that batches frames onto the
+//! stream. Nothing here knows about the terminal,
 //! and nothing here keeps frames for later: after a broken connection the app's queue of
 //! unacknowledged messages says what to send again.
 
@@ -9,13 +10,13 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2pchat_proto::{
-    decode, encode, encode_to_bytes, max_frame_len, Frame, DEFAULT_MAX_MESSAGE, FEATURE_HISTORY,
-    PROTOCOL_VERSION,
+    decode, encode, encode_to_bytes, max_frame_len, Challenge, Frame, DEFAULT_MAX_MESSAGE,
+    FEATURE_HISTORY, PROTOCOL_VERSION,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, Notify};
+
+use crate::transport::{self, looks_like_tls, BoxStream, Target};
 use tokio::task::AbortHandle;
 use tracing::debug;
 
@@ -36,6 +37,10 @@ pub struct Welcome {
     pub server: String,
     /// Whether the relay stores history and acknowledges only what is on disk.
     pub stored_history: bool,
+    /// This connection's login challenge.
+    pub challenge: Challenge,
+    /// What to tell the user about the relay's certificate (a first connection).
+    pub notice: Option<String>,
 }
 
 /// What the reader task reports.
@@ -58,17 +63,29 @@ pub enum ConnectError {
     /// Took longer than `CONNECT_TIMEOUT`.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The peer is not a p2pchat relay, or refused the handshake.
+    /// The peer is not a p2pchat relay, refused the handshake, or TLS failed.
     #[error("{0}")]
     Handshake(String),
+    /// The relay's certificate is not the one pinned for it: the text is the full warning.
+    /// Never retried.
+    #[error("{0}")]
+    CertificateChanged(String),
 }
 
-/// Connects to `host:port` and completes the handshake.
-pub async fn connect(host: &str, port: u16) -> Result<(Connection, Welcome), ConnectError> {
+impl ConnectError {
+    /// Whether trying again is pointless or dangerous (a changed certificate).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::CertificateChanged(_))
+    }
+}
+
+/// Connects to the target and completes the TLS and p2pchat handshakes.
+pub async fn connect(target: &Target) -> Result<(Connection, Welcome), ConnectError> {
     let attempt = async {
-        let stream = TcpStream::connect((host, port)).await?;
-        let _ = stream.set_nodelay(true);
-        handshake(stream).await
+        let opened = transport::open(target).await?;
+        let (connection, mut welcome) = handshake(opened.stream).await?;
+        welcome.notice = opened.notice;
+        Ok((connection, welcome))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, attempt)
         .await
@@ -77,12 +94,12 @@ pub async fn connect(host: &str, port: u16) -> Result<(Connection, Welcome), Con
 
 /// A connected, greeted socket and the bytes already read past the `Welcome`.
 pub struct Connection {
-    stream: TcpStream,
+    stream: BoxStream,
     leftover: BytesMut,
     max_frame: usize,
 }
 
-async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), ConnectError> {
+async fn handshake(mut stream: BoxStream) -> Result<(Connection, Welcome), ConnectError> {
     let hello = Frame::Hello {
         version: PROTOCOL_VERSION,
         features: FEATURE_HISTORY,
@@ -101,6 +118,7 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
                         heartbeat_ms,
                         server,
                         features,
+                        challenge,
                         ..
                     } => {
                         let welcome = Welcome {
@@ -108,6 +126,8 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
                             heartbeat: Duration::from_millis(u64::from(heartbeat_ms.max(300))),
                             server,
                             stored_history: features & FEATURE_HISTORY != 0,
+                            challenge,
+                            notice: None,
                         };
                         let max_frame = max_frame_len(max_message);
                         let connection = Connection {
@@ -127,6 +147,7 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
                 };
             }
             Ok(None) => {}
+            Err(_) if looks_like_tls(&buf) => return Err(speaks_tls()),
             Err(err) => {
                 return Err(ConnectError::Handshake(format!(
                     "this does not look like a p2pchat server ({err})"
@@ -134,6 +155,9 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
             }
         }
         if stream.read_buf(&mut buf).await? == 0 {
+            if looks_like_tls(&buf) {
+                return Err(speaks_tls());
+            }
             return Err(ConnectError::Handshake(
                 "the server closed the connection during the handshake".into(),
             ));
@@ -141,10 +165,18 @@ async fn handshake(mut stream: TcpStream) -> Result<(Connection, Welcome), Conne
     }
 }
 
+/// A plaintext client that reached a TLS relay.
+fn speaks_tls() -> ConnectError {
+    ConnectError::Handshake(
+        "the relay speaks TLS but this client was started with --plaintext; leave --plaintext out"
+            .into(),
+    )
+}
+
 impl Connection {
     /// Starts the reader and writer tasks; both report the connection's end on `events`.
     pub fn start(self, events: mpsc::Sender<NetEvent>) -> Tasks {
-        let (reader, writer) = self.stream.into_split();
+        let (reader, writer) = tokio::io::split(self.stream);
         let reading = tokio::spawn(read_frames(
             reader,
             self.leftover,
@@ -220,7 +252,7 @@ impl Outgoing {
 }
 
 async fn write_frames(
-    mut socket: OwnedWriteHalf,
+    mut socket: WriteHalf<BoxStream>,
     mut rx: mpsc::UnboundedReceiver<Item>,
     outgoing: Outgoing,
     events: mpsc::Sender<NetEvent>,
@@ -264,7 +296,7 @@ async fn write_frames(
 }
 
 async fn read_frames(
-    mut socket: OwnedReadHalf,
+    mut socket: ReadHalf<BoxStream>,
     mut buf: BytesMut,
     max_frame: usize,
     events: mpsc::Sender<NetEvent>,

@@ -1,82 +1,112 @@
-//! The messages the user sent that the relay has not acknowledged yet, in send order. This queue,
+//! The lines the user typed that the relay has not acknowledged yet, in send order. This queue,
 //! not the socket's send buffer, is the record of what must go again after a lost connection or a
-//! failed store. Pure: no socket, no clock.
+//! failed store. Lines wait here loose until they can be encrypted (a companion with a key) and
+//! sent; at that moment every loose line is packed into batches, one end-to-end envelope and one
+//! `Message` frame each, and a batch keeps its id and counter for every re-send. Pure: no socket,
+//! no clock, no keys (the app seals the batches).
 
 use std::collections::VecDeque;
 
-use p2pchat_proto::{ChatMessage, Frame, MessageId};
+use p2pchat_proto::MessageId;
+use p2pchat_secure::e2e::sealed_len;
 
-/// Most unacknowledged messages kept. At this many the client stops reading input until acks
+/// Most unacknowledged lines kept. At this many the client stops reading input until acks
 /// arrive, so a fast typist (or a piped file) goes at the relay's pace and memory stays bounded.
 pub const MAX_UNACKED: usize = 1024;
+/// Most lines in one envelope: enough that a paste goes as a handful of frames, few enough that
+/// one lost frame does not hold back a whole file.
+pub const MAX_BATCH_LINES: usize = 64;
 
-/// One message waiting for its `Ack`.
+/// Lines sent together as one `Message`: the relay acks and receipts them as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
+pub struct Batch {
     /// The id it is (re-)sent with, so the companion can drop a second copy.
     pub id: MessageId,
-    /// Its text.
-    pub text: String,
+    /// The counter sealed into it, the same in every re-send (replay protection).
+    pub counter: u64,
+    /// Its lines, as typed.
+    pub lines: Vec<String>,
 }
 
-impl Pending {
-    /// The frame that sends it (the relay stamps `seq` and `sent_ms`).
-    pub fn frame(&self) -> Frame {
-        Frame::Message(ChatMessage {
-            seq: 0,
-            sent_ms: 0,
-            id: self.id,
-            text: self.text.clone(),
-        })
-    }
-}
-
-/// The unacknowledged messages: the first `sent` went out on the current connection, the rest
-/// wait for a connection (or a resume) to go out.
+/// The unacknowledged lines: batches (the first `sent` went out on the current connection, the
+/// rest wait for a connection or a resume), then loose lines not packed yet.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    queue: VecDeque<Pending>,
+    batches: VecDeque<Batch>,
     sent: usize,
+    loose: VecDeque<String>,
+    /// Lines in `batches` and `loose` together.
+    lines: usize,
 }
 
 impl Outbox {
-    /// Queues a new message (not yet sent).
-    pub fn push(&mut self, id: MessageId, text: String) {
-        self.queue.push_back(Pending { id, text });
+    /// Queues a new line (not yet packed or sent).
+    pub fn push(&mut self, text: String) {
+        self.loose.push_back(text);
+        self.lines += 1;
     }
 
-    /// Messages not acknowledged yet.
+    /// Lines not acknowledged yet.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.lines
     }
 
-    /// Whether every message was acknowledged.
+    /// Whether every line was acknowledged.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.lines == 0
     }
 
     /// Whether the queue is at `MAX_UNACKED`.
     pub fn is_full(&self) -> bool {
-        self.queue.len() >= MAX_UNACKED
+        self.lines >= MAX_UNACKED
     }
 
-    /// The frames for the messages not sent on this connection yet, in order; they count as sent.
-    pub fn take_unsent(&mut self) -> Vec<Frame> {
-        let frames = self
-            .queue
-            .iter()
-            .skip(self.sent)
-            .map(Pending::frame)
-            .collect();
-        self.sent = self.queue.len();
-        frames
+    /// How many more lines the queue takes.
+    pub fn room(&self) -> usize {
+        MAX_UNACKED.saturating_sub(self.lines)
     }
 
-    /// `Ack { count }`: the oldest `count` sent messages are stored. Returns how many were popped
+    /// Lines still waiting to be packed (for want of a key, or of a connection).
+    pub fn loose(&self) -> usize {
+        self.loose.len()
+    }
+
+    /// Packs every loose line into batches of at most `MAX_BATCH_LINES` lines whose envelope is
+    /// at most `max_body` bytes (a single longer line still goes alone: the relay says no to
+    /// it, nothing is silently lost). `next` gives each new batch its id and counter.
+    pub fn pack(&mut self, max_body: usize, mut next: impl FnMut() -> (MessageId, u64)) {
+        while let Some(first) = self.loose.pop_front() {
+            let mut lengths = vec![first.len()];
+            let mut lines = vec![first];
+            while lines.len() < MAX_BATCH_LINES {
+                let Some(following) = self.loose.front() else {
+                    break;
+                };
+                lengths.push(following.len());
+                if sealed_len(lengths.iter().copied()) > max_body {
+                    break;
+                }
+                lines.extend(self.loose.pop_front());
+            }
+            let (id, counter) = next();
+            self.batches.push_back(Batch { id, counter, lines });
+        }
+    }
+
+    /// The batches not sent on this connection yet, in order; they count as sent.
+    pub fn take_unsent(&mut self) -> Vec<Batch> {
+        let unsent = self.batches.iter().skip(self.sent).cloned().collect();
+        self.sent = self.batches.len();
+        unsent
+    }
+
+    /// `Ack { count }`: the oldest `count` sent batches are stored. Returns how many were popped
     /// (never more than were sent: the relay cannot acknowledge what it did not get).
     pub fn ack(&mut self, count: u32) -> usize {
         let popped = (count as usize).min(self.sent);
-        self.queue.drain(..popped);
+        for batch in self.batches.drain(..popped) {
+            self.lines -= batch.lines.len();
+        }
         self.sent -= popped;
         popped
     }
@@ -86,12 +116,14 @@ impl Outbox {
         self.sent = 0;
     }
 
-    /// On resume: the relay holds every message up to and including `last_id`, so drop them.
+    /// On resume: the relay holds every batch up to and including `last_id`, so drop them.
     /// Returns how many were dropped (0 when `last_id` is not queued: all queued ones are newer).
     pub fn drop_through(&mut self, last_id: &MessageId) -> usize {
-        match self.queue.iter().position(|pending| &pending.id == last_id) {
+        match self.batches.iter().position(|batch| &batch.id == last_id) {
             Some(index) => {
-                self.queue.drain(..=index);
+                for batch in self.batches.drain(..=index) {
+                    self.lines -= batch.lines.len();
+                }
                 self.sent = self.sent.saturating_sub(index + 1);
                 index + 1
             }
@@ -99,13 +131,15 @@ impl Outbox {
         }
     }
 
-    /// The relay refused the newest message it got (its held allowance is full): forget it.
-    /// Refusals come in order and, once the allowance is full, every later message is refused
-    /// too, so the refused ones are always the newest sent.
-    pub fn drop_newest_sent(&mut self) -> Option<Pending> {
+    /// The relay refused the newest batch it got (its held allowance is full): forget it.
+    /// Refusals come in order and, once the allowance is full, every later one is refused too,
+    /// so the refused ones are always the newest sent.
+    pub fn drop_newest_sent(&mut self) -> Option<Batch> {
         let index = self.sent.checked_sub(1)?;
         self.sent = index;
-        self.queue.remove(index)
+        let batch = self.batches.remove(index)?;
+        self.lines -= batch.lines.len();
+        Some(batch)
     }
 }
 
@@ -113,19 +147,26 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    /// `n` lines packed one batch each, ids `[0; 16]`, `[1; 16]`, ….
     fn outbox(n: u8) -> Outbox {
         let mut outbox = Outbox::default();
         for i in 0..n {
-            outbox.push([i; 16], format!("m{i}"));
+            outbox.push(format!("m{i}"));
+            outbox.pack(1 << 16, || ([i; 16], u64::from(i)));
         }
         outbox
+    }
+
+    fn ids(batches: &[Batch]) -> Vec<MessageId> {
+        batches.iter().map(|batch| batch.id).collect()
     }
 
     #[test]
     fn acks_pop_only_what_was_sent() {
         let mut outbox = outbox(3);
         assert_eq!(outbox.take_unsent().len(), 3);
-        outbox.push([9; 16], "late".into());
+        outbox.push("late".into());
+        outbox.pack(1 << 16, || ([9; 16], 9));
         assert_eq!(outbox.ack(2), 2);
         assert_eq!(outbox.ack(5), 1);
         assert_eq!(outbox.len(), 1);
@@ -139,24 +180,50 @@ mod tests {
         outbox.forget_sent();
         assert_eq!(outbox.drop_through(&[1; 16]), 2);
         assert_eq!(outbox.drop_through(&[7; 16]), 0);
-        let frames = outbox.take_unsent();
-        let ids: Vec<_> = frames
-            .iter()
-            .map(|frame| match frame {
-                Frame::Message(message) => message.id,
-                _ => [0; 16],
-            })
-            .collect();
-        assert_eq!(ids, [[2; 16], [3; 16]]);
+        assert_eq!(ids(&outbox.take_unsent()), [[2; 16], [3; 16]]);
+        assert_eq!(outbox.len(), 2);
     }
 
     #[test]
-    fn a_refused_message_is_the_newest_sent() {
+    fn a_refused_batch_is_the_newest_sent() {
         let mut outbox = outbox(2);
         outbox.take_unsent();
-        outbox.push([5; 16], "unsent".into());
-        assert_eq!(outbox.drop_newest_sent().map(|p| p.text), Some("m1".into()));
+        outbox.push("unsent".into());
+        let refused = outbox.drop_newest_sent().map(|batch| batch.lines);
+        assert_eq!(refused, Some(vec!["m1".to_owned()]));
         assert_eq!(outbox.len(), 2);
-        assert_eq!(outbox.take_unsent().len(), 1);
+        assert_eq!(outbox.loose(), 1);
+    }
+
+    #[test]
+    fn loose_lines_pack_into_batches_by_count_and_size() {
+        let mut outbox = Outbox::default();
+        for i in 0..MAX_BATCH_LINES + 6 {
+            outbox.push(format!("{i:03}"));
+        }
+        let mut made = 0u8;
+        let mut next = || {
+            made += 1;
+            ([made; 16], u64::from(made))
+        };
+        outbox.pack(1 << 16, &mut next);
+        let batches = outbox.take_unsent();
+        let sizes: Vec<usize> = batches.iter().map(|batch| batch.lines.len()).collect();
+        assert_eq!(sizes, [MAX_BATCH_LINES, 6]);
+        assert_eq!(batches[1].lines[0], format!("{MAX_BATCH_LINES:03}"));
+        // Room for two 3-byte lines but not three.
+        for text in ["aaa", "bbb", "ccc"] {
+            outbox.push(text.into());
+        }
+        outbox.pack(sealed_len([3, 3].into_iter()), &mut next);
+        let sizes: Vec<usize> = outbox
+            .take_unsent()
+            .iter()
+            .map(|batch| batch.lines.len())
+            .collect();
+        assert_eq!(sizes, [2, 1]);
+        assert_eq!(outbox.len(), MAX_BATCH_LINES + 9);
+        assert_eq!(outbox.ack(3), 3);
+        assert_eq!(outbox.len(), 1, "an ack is per frame, the count per line");
     }
 }

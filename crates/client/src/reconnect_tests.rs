@@ -5,7 +5,7 @@ use super::*;
 use crate::outbox::MAX_UNACKED;
 
 fn new_app() -> App {
-    App::new(64 * 1024, None, false)
+    fresh(64 * 1024, None, false)
         .with_reconnect(true)
         .with_stored_history(true)
 }
@@ -14,17 +14,25 @@ fn line(text: &str) -> Event {
     Event::Line(text.into())
 }
 
+/// The challenge of every new connection in these tests.
+const CHALLENGE: [u8; 32] = [7; 32];
+
 fn reconnected() -> Event {
     Event::Reconnected {
         max_message: 64 * 1024,
         stored_history: true,
+        challenge: CHALLENGE,
     }
 }
 
+/// `Resume` for Nick1, signed over the new connection's challenge.
 fn resume() -> Frame {
+    let me = identity_of("Nick1");
     Frame::Resume {
         nick: "Nick1".into(),
         token: [0xAB; 16],
+        key: me.public_key(),
+        proof: me.sign_login(&CHALLENGE, "Nick1"),
     }
 }
 
@@ -39,6 +47,7 @@ fn error(code: ErrorCode, fatal: bool, text: &str) -> Event {
 fn resumed_conversation(last_from_you: u64, last_id_from_you: MessageId) -> Event {
     Event::Frame(Frame::Conversation(ConversationInfo {
         companion: "Nick2".into(),
+        companion_key: key_of("Nick2"),
         last_seq: last_from_you,
         read_through: 0,
         their_read_through: 0,
@@ -75,12 +84,16 @@ fn resume_sends_again_only_what_the_relay_does_not_hold() {
     assert!(sends(&app.handle(nick_ok("Nick1"))).is_empty());
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     // The relay stored "two" (seq 2) but never got "three".
+    // "three" goes again as it was; what was typed meanwhile goes packed in one envelope.
     let effects = app.handle(resumed_conversation(2, id(2)));
     assert_eq!(
-        sends(&effects),
-        [sent(3, "three"), sent(4, "four"), sent(5, "five")]
+        sent_lines(&effects),
+        [
+            sent(3, "three"),
+            (id(4), vec!["four".to_owned(), "five".to_owned()])
+        ]
     );
-    app.handle(ack(3, 3));
+    app.handle(ack(2, 3));
     let effects = app.handle(line("/exit"));
     assert_eq!(sends(&effects), [Frame::Bye]);
 }
@@ -96,7 +109,7 @@ fn resume_sends_everything_when_the_last_stored_id_is_not_queued() {
     let shown = texts(&app.handle(Event::Frame(Frame::WaitingFor("Nick2".into()))));
     assert!(shown[0].starts_with("⏳ Waiting for Nick2 to come back..."));
     let effects = app.handle(resumed_conversation(9, [0xEE; 16]));
-    assert_eq!(sends(&effects), [sent(1, "a"), sent(2, "b")]);
+    assert_eq!(sent_lines(&effects), [sent(1, "a"), sent(2, "b")]);
 }
 
 #[test]
@@ -115,13 +128,16 @@ fn the_opening_history_is_not_shown_again_after_a_reconnect() {
 }
 
 #[test]
-fn waiting_for_anyone_sends_everything_again_after_nick_ok() {
+fn waiting_for_anyone_keeps_lines_across_a_reconnect_until_a_key() {
     let mut app = log_in(new_app(), "Nick1");
     app.handle(Event::Frame(Frame::Waiting));
-    assert_eq!(sends(&app.handle(line("early"))), [sent(1, "early")]);
+    assert!(sends(&app.handle(line("early"))).is_empty());
     app.handle(Event::ConnectionLost("reset".into()));
     assert_eq!(sends(&app.handle(reconnected())), [resume()]);
-    assert_eq!(sends(&app.handle(nick_ok("Nick1"))), [sent(1, "early")]);
+    assert!(sends(&app.handle(nick_ok("Nick1"))).is_empty());
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    let effects = app.handle(conversation("Nick2", 0));
+    assert_eq!(sent_lines(&effects), [sent(1, "early")]);
 }
 
 #[test]
@@ -186,13 +202,13 @@ fn a_wrong_token_on_resume_ends_the_client() {
 
 #[test]
 fn a_lost_connection_before_the_nickname_asks_for_it_again() {
-    let mut app = App::new(100, None, false).with_reconnect(true);
+    let mut app = fresh(100, None, false).with_reconnect(true);
     app.start();
     app.handle(line("Nick1"));
     app.handle(Event::ConnectionLost("reset".into()));
     assert_eq!(
         sends(&app.handle(reconnected())),
-        [Frame::Nick("Nick1".into())]
+        [nick_frame_for("Nick1", &CHALLENGE)]
     );
 }
 
@@ -248,7 +264,7 @@ fn quitting_while_reconnecting_is_immediate() {
 
 #[test]
 fn end_of_piped_input_while_reconnecting_stays_to_send() {
-    let mut app = App::new(100, Some("Nick1".into()), true).with_reconnect(true);
+    let mut app = fresh(100, Some("Nick1".into()), true).with_reconnect(true);
     app.start();
     app.handle(nick_ok("Nick1"));
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
@@ -263,7 +279,7 @@ fn end_of_piped_input_while_reconnecting_stays_to_send() {
     app.handle(reconnected());
     app.handle(nick_ok("Nick1"));
     let effects = app.handle(resumed_conversation(0, [0; 16]));
-    assert_eq!(sends(&effects), [sent(1, "a")]);
+    assert_eq!(sent_lines(&effects), [sent(1, "a")]);
     assert_eq!(effects.last(), Some(&Effect::WaitForAcks));
     let effects = app.handle(ack(1, 1));
     assert_eq!(sends(&effects), [Frame::Bye]);
@@ -278,13 +294,15 @@ fn a_failed_store_is_sent_again_with_the_next_message() {
         texts(&effects),
         ["⚠️ The server could not store your messages (disk full); 1 will be sent again with your next one"]
     );
-    assert_eq!(sends(&app.handle(line("b"))), [sent(1, "a"), sent(2, "b")]);
+    assert_eq!(
+        sent_lines(&app.handle(line("b"))),
+        [sent(1, "a"), sent(2, "b")]
+    );
 }
 
 #[test]
 fn a_refused_held_message_is_forgotten() {
-    let mut app = log_in(new_app(), "Nick1");
-    app.handle(Event::Frame(Frame::Waiting));
+    let mut app = chatting(new_app(), "Nick2");
     app.handle(line("kept"));
     app.handle(line("too many"));
     let shown = texts(&app.handle(error(ErrorCode::HeldFull, false, "held messages are full")));
@@ -295,7 +313,7 @@ fn a_refused_held_message_is_forgotten() {
     let effects = app.handle(Event::Interrupted);
     assert_eq!(
         texts(&effects),
-        ["📭 1 message(s) held for a companion were not delivered"]
+        ["⚠️ 1 message(s) were not confirmed by the server"]
     );
 }
 

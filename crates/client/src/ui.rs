@@ -33,6 +33,8 @@ type Printer = Box<dyn ExternalPrinter + Send>;
 /// The terminal, in one of its two modes.
 pub struct Ui {
     inputs: mpsc::Receiver<InputEvent>,
+    /// An input event taken off the queue while looking for more lines, to be returned next.
+    pending: Option<InputEvent>,
     prompts: Option<std::sync::mpsc::Sender<Prompt>>,
     printer: Option<Printer>,
     colour: bool,
@@ -76,6 +78,7 @@ impl Ui {
         let colour = std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
         Some(Self {
             inputs,
+            pending: None,
             prompts: Some(prompts),
             printer: Some(printer),
             colour,
@@ -84,10 +87,12 @@ impl Ui {
     }
 
     fn scripted() -> Self {
-        let (tx, inputs) = mpsc::channel(16);
+        // Room for a batch of piped lines to be ready at once (see `ready_lines`).
+        let (tx, inputs) = mpsc::channel(64);
         std::thread::spawn(move || read_stdin_lines(tx));
         Self {
             inputs,
+            pending: None,
             prompts: None,
             printer: None,
             colour: false,
@@ -135,7 +140,24 @@ impl Ui {
 
     /// The next input event, once one was asked for.
     pub async fn next_input(&mut self) -> InputEvent {
+        if let Some(event) = self.pending.take() {
+            return event;
+        }
         self.inputs.recv().await.unwrap_or(InputEvent::Ended)
+    }
+
+    /// Up to `max` further lines that are already there (piped or pasted input), without
+    /// waiting; anything else that is there (end of input) is kept for `next_input`.
+    pub fn ready_lines(&mut self, max: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        while lines.len() < max && self.pending.is_none() {
+            match self.inputs.try_recv() {
+                Ok(InputEvent::Line(line)) => lines.push(line),
+                Ok(other) => self.pending = Some(other),
+                Err(_) => break,
+            }
+        }
+        lines
     }
 
     /// Restores the terminal and switches to plain printing for the last lines: the line editor
