@@ -32,6 +32,38 @@ impl Target {
     }
 }
 
+/// What protects the traffic between the bench and a p2pchat relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS to the relay and end-to-end encrypted message bodies: what the client does.
+    TlsE2e,
+    /// Plain TCP to the relay, end-to-end encrypted bodies (`--no-tls`).
+    E2e,
+    /// Plain TCP, bodies are the raw payload (`--plaintext`; every other target).
+    Plaintext,
+}
+
+impl Security {
+    /// The name used in reports: `tls+e2e`, `e2e` or `plaintext`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TlsE2e => "tls+e2e",
+            Self::E2e => "e2e",
+            Self::Plaintext => "plaintext",
+        }
+    }
+
+    /// Whether connections to the relay use TLS.
+    pub fn tls(self) -> bool {
+        self == Self::TlsE2e
+    }
+
+    /// Whether message bodies are end-to-end envelopes.
+    pub fn e2e(self) -> bool {
+        self != Self::Plaintext
+    }
+}
+
 /// A load scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -103,6 +135,20 @@ pub struct BenchArgs {
     /// Print one JSON object per scenario on stdout (the tables go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// p2pchat: plain TCP and no end-to-end layer (message bodies are the raw payload), for a
+    /// relay started with --plaintext. Default: TLS to the relay (trusting whatever certificate
+    /// it presents, pinned in a temporary known-hosts file) and end-to-end encrypted bodies.
+    #[arg(long, conflicts_with = "no_tls")]
+    pub plaintext: bool,
+    /// p2pchat: plain TCP to the relay (started with --plaintext) but end-to-end encrypted
+    /// bodies, to tell the cost of TLS from the cost of the envelopes.
+    #[arg(long)]
+    pub no_tls: bool,
+    /// End-to-end mode: most messages a sender with several queued seals into one envelope
+    /// (one relay frame), as the client batches; 1: one envelope per message. Fewer when the
+    /// relay's message limit is smaller. The latency scenario always sends one per envelope.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub batch: usize,
     /// Payload bytes per message (at least 18).
     #[arg(long, default_value_t = 64, value_name = "BYTES")]
     pub size: usize,
@@ -150,6 +196,17 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// How the bench protects its traffic (always plaintext for targets other than p2pchat).
+    pub fn security(&self) -> Security {
+        if self.target != Target::P2pchat || self.plaintext {
+            Security::Plaintext
+        } else if self.no_tls {
+            Security::E2e
+        } else {
+            Security::TlsE2e
+        }
+    }
+
     /// The scenarios to run, `all` expanded for the target; an explicit scenario the target
     /// does not support is an error.
     pub fn plan(&self) -> Result<Vec<Scenario>> {
@@ -216,6 +273,9 @@ impl BenchArgs {
         }
         if self.pairs == 0 {
             bail!("--pairs must be at least 1");
+        }
+        if self.batch == 0 || self.batch > usize::from(u16::MAX) {
+            bail!("--batch must be between 1 and {}", u16::MAX);
         }
         if self.timeout == 0 {
             bail!("--timeout must be at least 1 second");

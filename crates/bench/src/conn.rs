@@ -1,5 +1,5 @@
-//! One TCP connection split into a shared `Writer` and a `Reader` that parses events, answers
-//! the server's pings by itself, and hands everything else to the caller.
+//! One connection (plain TCP, or TLS over TCP) split into a shared `Writer` and a `Reader` that
+//! parses events, answers the server's pings by itself, and hands everything else to the caller.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -7,21 +7,80 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, BytesMut};
 use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
-use p2pchat_proto::Frame;
+use p2pchat_proto::{Frame, MessageId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Mutex;
+use tokio_rustls::client::TlsStream;
 
 use crate::wire::{parse, Parsed, Proto};
 
 /// Spare room kept in a read buffer before each read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A connected stream: plain TCP, or TLS over TCP.
+pub enum Link {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS (boxed: the session state is large).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The read half of a `Link`. A TCP stream splits into independent halves; a TLS session is
+/// shared by both (tokio's `split` locks it for each read or write).
+enum ReadHalf {
+    Tcp(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>),
+}
+
+/// The write half of a `Link`.
+enum WriteHalf {
+    Tcp(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<Box<TlsStream<TcpStream>>>),
+}
+
+impl ReadHalf {
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp(half) => half.read_buf(buf).await,
+            Self::Tls(half) => half.read_buf(buf).await,
+        }
+    }
+}
+
+impl WriteHalf {
+    /// Writes all of `bytes` and, for TLS, flushes the records rustls still holds: without the
+    /// flush a record it buffered when the socket was full would wait for the next write.
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(half) => half.write_all(bytes).await,
+            Self::Tls(half) => {
+                half.write_all(bytes).await?;
+                half.flush().await
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp(half) => half.write(bytes).await,
+            Self::Tls(half) => half.write(bytes).await,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(_) => Ok(()),
+            Self::Tls(half) => half.flush().await,
+        }
+    }
+}
+
 /// The write side of a connection; cloneable so a reader can answer pings while a sender task
 /// writes, without ever interleaving two writes.
 #[derive(Clone)]
-pub struct Writer(Arc<Mutex<OwnedWriteHalf>>);
+pub struct Writer(Arc<Mutex<WriteHalf>>);
 
 impl Writer {
     /// Writes all of `bytes`.
@@ -41,6 +100,12 @@ impl Writer {
             .context("writing to the server failed")
     }
 
+    /// Pushes out what TLS still buffers (nothing to do for TCP).
+    async fn flush(&self) -> Result<()> {
+        let mut half = self.0.lock().await;
+        half.flush().await.context("writing to the server failed")
+    }
+
     /// Writes all of `bytes` unless another task is writing now; returns whether it wrote.
     pub async fn try_send(&self, bytes: &[u8]) -> Result<bool> {
         let Ok(mut half) = self.0.try_lock() else {
@@ -56,8 +121,9 @@ impl Writer {
 /// What a `Reader` hands to its caller.
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// A message payload.
-    Message(&'a [u8]),
+    /// A message payload (an envelope in end-to-end mode) and, for p2pchat frames, its id
+    /// (zero for the other formats).
+    Message { id: MessageId, body: &'a [u8] },
     /// A p2pchat frame other than `Message` and `Ping`.
     Frame(Frame),
     /// Redis integer reply.
@@ -74,7 +140,7 @@ pub enum Event<'a> {
 
 /// The read side of a connection.
 pub struct Reader {
-    half: OwnedReadHalf,
+    half: ReadHalf,
     buf: BytesMut,
     proto: Proto,
     max: usize,
@@ -85,8 +151,17 @@ pub struct Reader {
 }
 
 /// Splits a connected stream speaking `proto`; `max` bounds a message (or frame) length.
-pub fn split(stream: TcpStream, proto: Proto, max: usize) -> (Writer, Reader) {
-    let (read, write) = stream.into_split();
+pub fn split(link: Link, proto: Proto, max: usize) -> (Writer, Reader) {
+    let (read, write) = match link {
+        Link::Tcp(stream) => {
+            let (read, write) = stream.into_split();
+            (ReadHalf::Tcp(read), WriteHalf::Tcp(write))
+        }
+        Link::Tls(stream) => {
+            let (read, write) = tokio::io::split(stream);
+            (ReadHalf::Tls(read), WriteHalf::Tls(write))
+        }
+    };
     let writer = Writer(Arc::new(Mutex::new(write)));
     let reader = Reader {
         half: read,
@@ -148,7 +223,16 @@ impl Reader {
                     break;
                 };
                 let event = match parsed {
-                    Parsed::Message(range) => Some(Event::Message(&rest[range])),
+                    Parsed::Message(range) => {
+                        let id = match self.proto {
+                            Proto::Framed => p2pchat_proto::message_id(rest).unwrap_or_default(),
+                            Proto::Redis | Proto::Nats => MessageId::default(),
+                        };
+                        Some(Event::Message {
+                            id,
+                            body: &rest[range],
+                        })
+                    }
                     Parsed::Frame(Frame::Ping(token)) => {
                         let pong = p2pchat_proto::encode_to_vec(&Frame::Pong(token));
                         self.replies.extend_from_slice(&pong);
@@ -196,6 +280,9 @@ impl Reader {
                     bail!("the server stopped taking bytes");
                 }
                 self.replies.drain(..written);
+                if self.replies.is_empty() {
+                    self.writer.flush().await?;
+                }
             }
             if let Some(found) = found {
                 return Ok(found);
@@ -214,10 +301,10 @@ impl Reader {
         }
     }
 
-    /// Hands p2pchat's `Ack` and `Conversation` frames to the caller from now on, as
-    /// `Event::Frame`, instead of dropping them.
-    pub fn keep_bookkeeping(&mut self) {
-        self.bookkeeping = true;
+    /// Whether p2pchat's `Ack` and `Conversation` frames reach the caller from now on, as
+    /// `Event::Frame`, instead of being dropped.
+    pub fn keep_bookkeeping(&mut self, keep: bool) {
+        self.bookkeeping = keep;
     }
 
     /// The connection's write side (holding it keeps the connection open).
@@ -229,10 +316,14 @@ impl Reader {
     /// message arriving here is an error. For connections a scenario does not read from.
     pub async fn drain(mut self, what: &'static str) -> Result<()> {
         self.next(|event| match event {
-            Event::Message(_) => bail!("unexpected message on {what}"),
+            Event::Message { .. } => bail!("unexpected message on {what}"),
             _ => Ok(None::<()>),
         })
         .await
         .with_context(|| format!("on {what}"))
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

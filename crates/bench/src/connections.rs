@@ -1,5 +1,6 @@
 //! The connections scenario (p2pchat only): many idle logged-in clients, the relay's memory per
-//! connection, and proof they still work (one message through each of a sample of pairs).
+//! connection, and proof they still work (one message through each of a sample of pairs,
+//! sealed end to end unless the run is in plaintext).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,13 +9,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::args::BenchArgs;
 use crate::conn::Event;
-use crate::p2p::{match_pairs, Login};
-use crate::payload::Checker;
+use crate::e2e::Codec;
+use crate::p2p::{logins, match_pairs, Login};
 use crate::report::{Meter, Progress, Report};
 use crate::sys;
-use crate::targets::{p2p_logins, Ctx};
+use crate::targets::Ctx;
 use crate::traffic::{keepalive, Tasks};
-use crate::wire::{Encoder, Proto};
 
 /// How long one sample pair may take to pass its message.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ pub async fn connections(
         }
     };
     let logins = tokio::select! {
-        logins = p2p_logins(&ctx, 'c', count, &progress, on_each) => logins?,
+        logins = logins(&ctx, 'c', count, &progress, on_each) => logins?,
         Some(joined) = tasks.background.join_next() => {
             joined.context("the keepalive task panicked")??;
             bail!("the keepalive task ended early");
@@ -90,14 +90,14 @@ pub async fn connections(
         format!("passing a message through {sample} sample pairs"),
         sample as u64,
     );
-    let (ok, first_error) = check_sample(&mut pairs, sample, ctx.size, &progress).await;
+    let (ok, first_error) = check_sample(&ctx, &mut pairs, sample, &progress).await;
     let rss_end = pid.and_then(sys::rss_kb);
     let per_connection = match (rss_before, rss_after) {
         (Some(before), Some(after)) => Some(after.saturating_sub(before) * 1024 / count as u64),
         _ => None,
     };
     let reused = matches!((rss_before, rss_after), (Some(before), Some(after)) if after <= before);
-    let mut report = Report::new("connections", ctx.target.name());
+    let mut report = Report::new("connections", &ctx);
     report
         .int("connections", "connections", count as u64)
         .int(
@@ -154,25 +154,23 @@ pub async fn connections(
 /// Sends one message through `sample` pairs spread evenly over `pairs` (all sent first, then
 /// each checked); returns how many arrived intact and the first failure.
 async fn check_sample(
+    ctx: &Ctx,
     pairs: &mut [(Login, Login)],
     sample: usize,
-    size: usize,
     progress: &Progress,
 ) -> (usize, Option<anyhow::Error>) {
-    let encoder = Encoder::new(Proto::Framed, "", size);
     let chosen: Vec<usize> = (0..sample).map(|j| j * pairs.len() / sample).collect();
     let mut sent = Vec::with_capacity(sample);
     for (conv, &index) in chosen.iter().enumerate() {
-        let mut message = Vec::with_capacity(size + 8);
-        encoder.message(&mut message, conv as u32, 0, size);
-        sent.push(pairs[index].0.writer.send(&message).await);
+        let (a, b) = &pairs[index];
+        sent.push(send_one(ctx, a, b, conv as u32).await);
     }
     let mut ok = 0;
     let mut first_error = None;
     for ((conv, &index), sent) in chosen.iter().enumerate().zip(sent) {
         let (a, b) = &mut pairs[index];
         let result = match sent {
-            Ok(()) => receive_one(b, conv as u32, size).await,
+            Ok(codec) => receive_one(b, &codec, conv as u32).await,
             Err(err) => Err(err.context("sending failed")),
         };
         match result {
@@ -189,10 +187,18 @@ async fn check_sample(
     (ok, first_error)
 }
 
-async fn receive_one(b: &mut Login, conv: u32, size: usize) -> Result<()> {
-    let mut checker = Checker::new(conv, size, 1);
+/// Sends message 0 of conversation `conv` from `a` to `b`; returns the codec `b` checks it with.
+async fn send_one(ctx: &Ctx, a: &Login, b: &Login, conv: u32) -> Result<Codec> {
+    let mut message = Vec::with_capacity(ctx.size + 256);
+    ctx.codec_of(a)?.encode(&mut message, conv, 0..1)?;
+    a.writer.send(&message).await?;
+    ctx.codec_of(b)
+}
+
+async fn receive_one(b: &mut Login, codec: &Codec, conv: u32) -> Result<()> {
+    let mut verifier = codec.verifier(conv, 1);
     let next = b.reader.next(|event| match event {
-        Event::Message(payload) => Ok(Some(checker.check(payload)?)),
+        Event::Message { id, body } => Ok(Some(verifier.check(&id, body)?)),
         other => bail!("unexpected {other:?} instead of the sample message"),
     });
     match tokio::time::timeout(SAMPLE_TIMEOUT, next).await {

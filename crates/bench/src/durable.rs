@@ -2,8 +2,11 @@
 //! its share of `--in-flight` messages unacknowledged (and writing at its share of `--rate`,
 //! if given). Measures acknowledged messages/s and how long each message waited for its ack.
 //!
-//! p2pchat (with history) acknowledges a run of messages once a commit made them durable, with
-//! `Ack{count, first_seq}`; the receivers read and verify everything forwarded. Redis Streams
+//! p2pchat (with history) acknowledges a run of frames once a commit made them durable, with
+//! `Ack{count, first_seq}`; the receivers read and verify everything forwarded. In end-to-end
+//! mode a frame is an envelope of up to `--batch` messages (a sender seals what its window and
+//! pacer let it write at once), and a message counts as acknowledged when its frame is: rates
+//! and latencies are per message. Redis Streams
 //! answers each `XADD` with the new entry's id (durable only under `appendfsync always`, which
 //! is the server's business, not the bench's); nobody reads the streams back.
 //!
@@ -19,11 +22,12 @@ use p2pchat_proto::Frame;
 
 use crate::args::{BenchArgs, Target};
 use crate::conn::{Event, Reader, Writer};
+use crate::e2e::Codec;
 use crate::ledger::{AckLedger, Latencies, Pacer};
 use crate::report::{Meter, Progress, Report};
 use crate::targets::{build, streams, Conversation, Ctx};
 use crate::traffic::{hold_open, keepalive, receive, writers_of, Outcome, Tasks, BATCH};
-use crate::wire::{stream_id, Encoder};
+use crate::wire::stream_id;
 
 /// One sender's part of the run.
 struct Job {
@@ -46,7 +50,8 @@ impl Job {
 
 /// How a target acknowledges.
 enum Acks {
-    /// p2pchat: `Conversation` says where numbering starts, then `Ack{count, first_seq}`.
+    /// p2pchat: the `Conversation` frame (read at login) says where numbering starts, then
+    /// `Ack{count, first_seq}` per run of frames.
     P2p { numbered: bool },
     /// Redis: one entry id per `XADD`, growing.
     Stream { last_id: Option<(u64, u64)> },
@@ -72,11 +77,9 @@ impl Acks {
                 if !*numbered {
                     bail!("an Ack came before the Conversation frame");
                 }
-                let count = u64::from(count);
-                ledger.ack(count, Some(first_seq), at_ns, latencies)?;
-                Ok(count)
+                Ok(ledger.ack(u64::from(count), Some(first_seq), at_ns, latencies)?)
             }
-            (Self::P2p { .. }, Event::Message(_)) => bail!("the sender received a message"),
+            (Self::P2p { .. }, Event::Message { .. }) => bail!("the sender received a message"),
             (Self::P2p { .. }, _) => Ok(0),
             (Self::Stream { last_id }, Event::Bulk(text)) => {
                 let id = stream_id(text).with_context(|| {
@@ -89,8 +92,7 @@ impl Acks {
                     bail!("XADD ids went backwards: {id:?} after {last_id:?}");
                 }
                 *last_id = Some(id);
-                ledger.ack(1, None, at_ns, latencies)?;
-                Ok(1)
+                Ok(ledger.ack(1, None, at_ns, latencies)?)
             }
             (Self::Stream { .. }, other) => bail!("unexpected {other:?} in reply to XADD"),
         }
@@ -166,6 +168,7 @@ fn start_flow(
 ) -> Result<()> {
     let Conversation { id, a, b } = conv;
     let writer = a.writer.context("the sending side has no writer")?;
+    let mut ledger = AckLedger::default();
     let (replies, acks) = match target {
         Target::P2pchat => {
             let inbox = b.inbox.context("the receiving side has no inbox")?;
@@ -173,16 +176,25 @@ fn start_flow(
             let quiet = Arc::new(Progress::default());
             tasks
                 .main
-                .spawn(receive(inbox, id, job.size, job.count, quiet));
-            (a.inbox, Acks::P2p { numbered: false })
+                .spawn(receive(inbox, b.codec, id, job.count, quiet));
+            if let Some(seq) = a.last_seq {
+                ledger.number_from(seq + 1);
+            }
+            let numbered = a.last_seq.is_some();
+            (a.inbox, Acks::P2p { numbered })
         }
         _ => (a.acks, Acks::Stream { last_id: None }),
     };
     let replies = replies.context("the sending side reads no replies")?;
     let progress = progress.clone();
-    tasks
-        .main
-        .spawn(drive(writer, replies, a.encoder, acks, job, progress));
+    let flow = Flow {
+        writer,
+        reader: replies,
+        codec: a.codec,
+        acks,
+        ledger,
+    };
+    tasks.main.spawn(drive(flow, job, progress));
     Ok(())
 }
 
@@ -197,12 +209,18 @@ fn summarize(
 ) -> Result<Report> {
     let total = plan.per_pair * plan.pairs as u64;
     let mut waits = Latencies::default();
+    let mut frames = 0;
     let (mut last_ack, mut last_received) = (epoch, None::<Instant>);
     for outcome in outcomes {
         match outcome {
-            Outcome::Acked { last, latencies } => {
+            Outcome::Acked {
+                last,
+                latencies,
+                frames: acked,
+            } => {
                 last_ack = last_ack.max(last);
                 waits.merge(latencies);
+                frames += acked;
             }
             Outcome::Received(at) => last_received = last_received.max(Some(at)),
             _ => {}
@@ -214,19 +232,16 @@ fn summarize(
     waits.sort();
     let per_sec = |end: Instant| total as f64 / (end - epoch).as_secs_f64().max(1e-9);
     let us = |q: f64| waits.percentile(q) as f64 / 1000.0;
-    let mut report = Report::new("durable", ctx.target.name());
+    let seconds = (last_ack - epoch).as_secs_f64();
+    let mut report = Report::new("durable", ctx);
     report
         .int("pairs", "conversations", plan.pairs as u64)
         .int("messages", "messages (all)", total)
+        .frames(frames, seconds)
         .int("size", "payload bytes", ctx.size as u64)
         .int("in_flight", "unacknowledged at most, each", plan.window)
         .int("rate", "rate asked, msgs/s (0: unlimited)", rate)
-        .real(
-            "seconds",
-            "seconds to the last ack",
-            (last_ack - epoch).as_secs_f64(),
-            3,
-        )
+        .real("seconds", "seconds to the last ack", seconds, 3)
         .real(
             "msgs_per_sec",
             "acknowledged messages/s",
@@ -245,21 +260,30 @@ fn summarize(
     Ok(report)
 }
 
+/// A sender's connection and what it keeps track of.
+struct Flow {
+    writer: Writer,
+    reader: Reader,
+    codec: Codec,
+    acks: Acks,
+    ledger: AckLedger,
+}
+
 /// Writes `job.count` messages, never more than `job.window` unacknowledged, none before the
 /// pacer says it is due; everything due and allowed goes out in one write (up to `BATCH`
-/// bytes). Returns once every message is acknowledged, each exactly once and in order.
-async fn drive(
-    writer: Writer,
-    mut reader: Reader,
-    encoder: Encoder,
-    mut acks: Acks,
-    job: Job,
-    progress: Arc<Progress>,
-) -> Result<Outcome> {
-    reader.keep_bookkeeping();
+/// bytes; in end-to-end mode sealed `codec.per_frame()` to an envelope). Returns once every
+/// message is acknowledged, each exactly once and in order.
+async fn drive(flow: Flow, job: Job, progress: Arc<Progress>) -> Result<Outcome> {
+    let Flow {
+        writer,
+        mut reader,
+        codec,
+        mut acks,
+        mut ledger,
+    } = flow;
+    reader.keep_bookkeeping(true);
     let most = (BATCH / (job.size + 64)).max(1) as u64;
-    let mut buf = Vec::with_capacity(BATCH + job.size + 64);
-    let mut ledger = AckLedger::default();
+    let mut buf = Vec::with_capacity(2 * BATCH);
     let mut latencies = Latencies::default();
     let mut sent = 0;
     while ledger.acked() < job.count {
@@ -269,10 +293,8 @@ async fn drive(
         let batch = free.min(due.saturating_sub(sent)).min(most);
         if batch > 0 {
             buf.clear();
-            for index in sent..sent + batch {
-                encoder.message(&mut buf, job.conv, index, job.size);
-            }
-            ledger.written(batch, now);
+            codec.encode(&mut buf, job.conv, sent..sent + batch)?;
+            ledger.written(batch, codec.per_frame(), now);
             writer.send(&buf).await?;
             sent += batch;
             continue;
@@ -304,5 +326,6 @@ async fn drive(
     Ok(Outcome::Acked {
         last: Instant::now(),
         latencies,
+        frames: ledger.acked_frames(),
     })
 }

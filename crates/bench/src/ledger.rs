@@ -2,17 +2,31 @@
 //! and how long each waited for it (`AckLedger`, `Latencies`), and when a rate-limited sender may
 //! write its next message (`Pacer`). No clock and no I/O: times are nanoseconds since the run's
 //! start, passed in by the caller.
+//!
+//! The relay acknowledges frames; in end-to-end mode one frame (an envelope) carries several
+//! messages, so the ledger keeps both: acknowledgements count frames, everything it reports
+//! counts messages, and a message is acknowledged when its frame is.
 
 use std::collections::VecDeque;
 use std::fmt;
 
-/// Messages written and not yet acknowledged, oldest first, as runs of `(count, written_ns)`:
-/// a sender writes many messages at once, so this holds one entry per write, not per message.
+/// Frames written at once with the same number of messages each.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    frames: u64,
+    per_frame: u64,
+    written_ns: u64,
+}
+
+/// Frames written and not yet acknowledged, oldest first, as runs: a sender writes many frames
+/// at once, so this holds an entry or two per write, not one per frame.
 #[derive(Debug, Default)]
 pub struct AckLedger {
-    written: VecDeque<(u64, u64)>,
+    written: VecDeque<Run>,
+    outstanding_frames: u64,
     outstanding: u64,
     acked: u64,
+    acked_frames: u64,
     /// The sequence number the next acknowledgement must start at (`None`: not checked).
     next_seq: Option<u64>,
 }
@@ -20,11 +34,11 @@ pub struct AckLedger {
 /// An acknowledgement that does not fit what was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckError {
-    /// It covers no message.
+    /// It covers no frame.
     Empty,
-    /// It covers more messages than are waiting for one.
+    /// It covers more frames than are waiting for one.
     TooMany { count: u64, outstanding: u64 },
-    /// It does not start where the previous one ended (a message acknowledged twice or never).
+    /// It does not start where the previous one ended (a frame acknowledged twice or never).
     Gap { got: u64, want: u64 },
 }
 
@@ -34,7 +48,7 @@ impl fmt::Display for AckError {
             Self::Empty => write!(f, "an acknowledgement of no message"),
             Self::TooMany { count, outstanding } => write!(
                 f,
-                "an acknowledgement of {count} messages when {outstanding} were unacknowledged"
+                "an acknowledgement of {count} frames when {outstanding} were unacknowledged"
             ),
             Self::Gap { got, want } if got > want => write!(
                 f,
@@ -57,30 +71,42 @@ impl AckLedger {
         self.next_seq = Some(seq);
     }
 
-    /// `count` messages were written at `at_ns`.
-    pub fn written(&mut self, count: u64, at_ns: u64) {
-        if count > 0 {
-            self.written.push_back((count, at_ns));
-            self.outstanding += count;
+    /// `messages` messages were written at `at_ns`, `per_frame` to a frame (the last frame may
+    /// hold fewer); returns the frames that took.
+    pub fn written(&mut self, messages: u64, per_frame: u64, at_ns: u64) -> u64 {
+        let per_frame = per_frame.max(1);
+        let (full, rest) = (messages / per_frame, messages % per_frame);
+        for (frames, per_frame) in [(full, per_frame), (u64::from(rest > 0), rest)] {
+            if frames > 0 {
+                self.written.push_back(Run {
+                    frames,
+                    per_frame,
+                    written_ns: at_ns,
+                });
+                self.outstanding_frames += frames;
+                self.outstanding += frames * per_frame;
+            }
         }
+        full + u64::from(rest > 0)
     }
 
-    /// The next `count` messages (with sequence numbers from `first_seq`, if the server gives
-    /// them) were acknowledged at `at_ns`; each one's wait goes to `latencies`.
+    /// The next `count` frames (with sequence numbers from `first_seq`, if the server gives
+    /// them) were acknowledged at `at_ns`; each of their messages' wait goes to `latencies`.
+    /// Returns how many messages that acknowledged.
     pub fn ack(
         &mut self,
         count: u64,
         first_seq: Option<u64>,
         at_ns: u64,
         latencies: &mut Latencies,
-    ) -> Result<(), AckError> {
+    ) -> Result<u64, AckError> {
         if count == 0 {
             return Err(AckError::Empty);
         }
-        if count > self.outstanding {
+        if count > self.outstanding_frames {
             return Err(AckError::TooMany {
                 count,
-                outstanding: self.outstanding,
+                outstanding: self.outstanding_frames,
             });
         }
         if let (Some(want), Some(got)) = (self.next_seq, first_seq) {
@@ -90,21 +116,25 @@ impl AckLedger {
             self.next_seq = Some(want + count);
         }
         let mut left = count;
+        let mut messages = 0;
         while left > 0 {
-            let Some((run, written_ns)) = self.written.front_mut() else {
-                break; // unreachable: count <= outstanding
+            let Some(run) = self.written.front_mut() else {
+                break; // unreachable: count <= outstanding_frames
             };
-            let take = left.min(*run);
-            latencies.add(at_ns.saturating_sub(*written_ns), take);
-            *run -= take;
+            let take = left.min(run.frames);
+            latencies.add(at_ns.saturating_sub(run.written_ns), take * run.per_frame);
+            messages += take * run.per_frame;
+            run.frames -= take;
             left -= take;
-            if *run == 0 {
+            if run.frames == 0 {
                 self.written.pop_front();
             }
         }
-        self.outstanding -= count;
-        self.acked += count;
-        Ok(())
+        self.outstanding_frames -= count;
+        self.outstanding -= messages;
+        self.acked += messages;
+        self.acked_frames += count;
+        Ok(messages)
     }
 
     /// Messages written and not acknowledged yet.
@@ -115,6 +145,11 @@ impl AckLedger {
     /// Messages acknowledged so far.
     pub fn acked(&self) -> u64 {
         self.acked
+    }
+
+    /// Frames acknowledged so far.
+    pub fn acked_frames(&self) -> u64 {
+        self.acked_frames
     }
 }
 

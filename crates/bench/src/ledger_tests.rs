@@ -5,8 +5,8 @@ fn an_ack_covering_several_writes_gives_each_message_its_own_wait() {
     let mut ledger = AckLedger::default();
     ledger.number_from(1);
     let mut waits = Latencies::default();
-    ledger.written(3, 100);
-    ledger.written(2, 250);
+    ledger.written(3, 1, 100);
+    ledger.written(2, 1, 250);
     // One ack for 4 messages arriving at 1,000: three waited 900, one 750.
     ledger.ack(4, Some(1), 1_000, &mut waits).unwrap();
     assert_eq!((ledger.outstanding(), ledger.acked()), (1, 4));
@@ -28,7 +28,7 @@ fn acks_must_be_consecutive_and_cover_what_was_written() {
     let mut ledger = AckLedger::default();
     ledger.number_from(11);
     let mut waits = Latencies::default();
-    ledger.written(5, 0);
+    ledger.written(5, 1, 0);
     assert_eq!(
         ledger.ack(2, Some(12), 9, &mut waits),
         Err(AckError::Gap { got: 12, want: 11 })
@@ -55,12 +55,42 @@ fn unnumbered_acks_count_one_reply_at_a_time() {
     // Redis: one reply per XADD, no sequence numbers.
     let mut ledger = AckLedger::default();
     let mut waits = Latencies::default();
-    ledger.written(2, 10);
+    ledger.written(2, 1, 10);
     ledger.ack(1, None, 15, &mut waits).unwrap();
     ledger.ack(1, None, 40, &mut waits).unwrap();
     assert!(ledger.ack(1, None, 50, &mut waits).is_err());
     waits.sort();
     assert_eq!((waits.percentile(0.5), waits.percentile(0.99)), (5, 30));
+}
+
+#[test]
+fn acks_count_frames_and_report_messages() {
+    // End-to-end mode: 10 messages at 4 per envelope are 3 frames (4, 4, 2), then 3 more in one.
+    let mut ledger = AckLedger::default();
+    ledger.number_from(1);
+    let mut waits = Latencies::default();
+    assert_eq!(ledger.written(10, 4, 100), 3);
+    assert_eq!(ledger.written(3, 4, 200), 1);
+    assert_eq!(ledger.outstanding(), 13);
+    // Two frames acknowledged: 8 messages, all written at 100.
+    assert_eq!(ledger.ack(2, Some(1), 1_000, &mut waits), Ok(8));
+    assert_eq!((ledger.outstanding(), ledger.acked()), (5, 8));
+    // The partial frame and the next write's frame: 2 + 3 messages.
+    assert_eq!(ledger.ack(2, Some(3), 1_100, &mut waits), Ok(5));
+    assert_eq!((ledger.outstanding(), ledger.acked()), (0, 13));
+    assert_eq!(ledger.acked_frames(), 4);
+    assert_eq!(
+        ledger.ack(1, Some(5), 1_200, &mut waits),
+        Err(AckError::TooMany {
+            count: 1,
+            outstanding: 0
+        })
+    );
+    waits.sort();
+    assert_eq!(waits.count(), 13);
+    // 8 + 3 waited 900 (ranks 1–11), the partial frame's 2 waited 1,000 (ranks 12–13).
+    assert_eq!(waits.percentile(0.8), 900);
+    assert_eq!(waits.percentile(0.9), 1_000);
 }
 
 #[test]

@@ -2,9 +2,14 @@
 //! (a pure byte relay, Redis pub/sub, NATS, and a direct connection as the floor), and
 //! `p2pchat bench-splice`, that pure byte relay.
 //!
+//! Against p2pchat the bench speaks as the client does by default: TLS to the relay and
+//! end-to-end encrypted message bodies, batched; `--plaintext` for a relay started with
+//! `--plaintext`.
+//!
 //! Modules: `args` (command line), `payload` (self-verifying message text), `wire` (pure
-//! parsers and encoders), `conn` (a connection's reader and writer), `p2p` (relay login),
-//! `targets` (making conversations on each server), `traffic` (senders, receivers, supervision),
+//! parsers and encoders), `e2e` (sealing, batching and checking messages in either mode),
+//! `security` (TLS and per-client identities), `conn` (a connection's reader and writer), `p2p`
+//! (relay login), `targets` (making conversations on each server), `traffic` (senders, receivers, supervision),
 //! `scenarios`, `durable` and `connections` (the load), `ledger` (pure ack accounting and pacing),
 //! `report` (tables and JSON), `sys` (CPU, memory, limits), `splice` (the baseline relay).
 
@@ -12,11 +17,13 @@ mod args;
 mod conn;
 mod connections;
 mod durable;
+mod e2e;
 mod ledger;
 mod p2p;
 mod payload;
 mod report;
 mod scenarios;
+mod security;
 mod splice;
 mod sys;
 mod targets;
@@ -32,10 +39,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use tokio::net::TcpListener;
 
-pub use args::{BenchArgs, Scenario, Target};
+pub use args::{BenchArgs, Scenario, Security, Target};
 pub use splice::{run_splice, SpliceArgs};
 
 use report::{Progress, Report};
+use security::RunSecurity;
 use targets::Ctx;
 
 /// Connections per source address when `--source-ips` is not given. The ephemeral port range
@@ -59,26 +67,20 @@ async fn run_plan(args: &BenchArgs, plan: &[Scenario]) -> Result<()> {
         Some(port) if args.target != Target::Direct => Some(resolve(&args.host, port).await?),
         _ => None,
     };
-    let run_id = format!(
-        "b{:06x}",
-        (std::process::id()
-            ^ std::time::UNIX_EPOCH
-                .elapsed()
-                .unwrap_or_default()
-                .subsec_nanos())
-            & 0xff_ffff
-    );
+    let security = RunSecurity::new(args.security(), &args.host, args.port.unwrap_or(0))?;
+    let security = Arc::new(security);
     for (i, &scenario) in plan.iter().enumerate() {
         if i > 0 {
             // Let the server finish closing the previous scenario's connections.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let ctx = Arc::new(make_ctx(args, scenario, server, &run_id).await?);
+        let ctx = Arc::new(make_ctx(args, scenario, server, &security).await?);
         eprintln!(
-            "bench: {} against {} at {}",
+            "bench: {} against {} at {} ({})",
             scenario.name(),
             args.target.name(),
-            ctx.addr
+            ctx.addr,
+            security.mode.name()
         );
         let report = run_one(ctx, args, scenario).await?;
         let mut stdout = std::io::stdout().lock();
@@ -137,7 +139,7 @@ async fn make_ctx(
     args: &BenchArgs,
     scenario: Scenario,
     server: Option<SocketAddr>,
-    run_id: &str,
+    security: &Arc<RunSecurity>,
 ) -> Result<Ctx> {
     let (addr, direct) = match server {
         Some(addr) => (addr, None),
@@ -157,7 +159,9 @@ async fn make_ctx(
         target: args.target,
         addr,
         size: args.size,
-        run_id: run_id.to_owned(),
+        run_id: security.run_id(),
+        security: security.clone(),
+        batch: args.batch,
         sources,
         concurrency: args.concurrency.max(1),
         direct,

@@ -1,18 +1,25 @@
 //! Logging in to the p2pchat relay and matching the pairs it made.
 //!
-//! Clients log in concurrently; each one waits until the relay pairs it with another client of
-//! the same run (a leftover client of an earlier scenario may be paired with it first: that pair
-//! ends with `Left` when the leftover goes, and the client waits again). The pairs are then read
-//! back from the `Paired` names, so building many conversations at once is deterministic in
-//! outcome even though the relay decides who meets whom.
+//! Clients log in concurrently, each with an identity of its own: `Hello`, then, once `Welcome`
+//! brings the challenge, `Nick` with the key and the signature over it. Each one waits until
+//! the relay pairs it with another client of the same run (a leftover client of an earlier
+//! scenario may be paired with it first: that pair ends with `Left` when the leftover goes, and
+//! the client waits again) and for the `Conversation` frame that brings the companion's key.
+//! The pairs are then read back from the `Paired` names, so building many conversations at once
+//! is deterministic in outcome even though the relay decides who meets whom.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use p2pchat_proto::{encode, Frame, PROTOCOL_VERSION};
+use p2pchat_proto::{encode_to_vec, ConversationInfo, Frame, PublicKey, PROTOCOL_VERSION};
+use p2pchat_secure::e2e::sealed_len;
+use p2pchat_secure::{Channel, Identity};
 
 use crate::conn::{connect, split, Event, Reader, Writer};
+use crate::report::Progress;
+use crate::targets::{bounded, Ctx};
 use crate::wire::Proto;
 
 /// A logged-in, paired client.
@@ -21,14 +28,34 @@ pub struct Login {
     pub index: usize,
     /// Its nickname.
     pub nick: String,
+    /// Its identity.
+    pub identity: Identity,
     /// Its companion's nickname.
     pub companion: String,
+    /// Its companion's identity key (from the `Conversation` frame).
+    pub companion_key: PublicKey,
+    /// The conversation's last sequence number when it joined.
+    pub last_seq: u64,
     /// Heartbeat interval announced in `Welcome`.
     pub heartbeat_ms: u32,
+    /// Longest message body the relay accepts (from `Welcome`).
+    pub max_message: u32,
     /// Write side.
     pub writer: Writer,
     /// Read side.
     pub reader: Reader,
+}
+
+impl Login {
+    /// The end-to-end channel to its companion.
+    pub fn channel(&self) -> Result<Arc<Channel>> {
+        if self.companion_key == PublicKey::default() {
+            bail!("{}'s companion {} has no key", self.nick, self.companion);
+        }
+        Channel::new(&self.identity, &self.companion_key)
+            .map(Arc::new)
+            .with_context(|| format!("the key of {}, {}'s companion", self.companion, self.nick))
+    }
 }
 
 /// The nickname of client `index` of a run: `prefix` then the index (at most 32 characters).
@@ -36,77 +63,140 @@ pub fn nick(prefix: &str, index: usize) -> String {
     format!("{prefix}{index}")
 }
 
-/// Connects client `index`, logs in as `nick(prefix, index)` and waits until it is paired with
-/// another client whose nickname starts with `prefix`. `size` is the message size the scenario
-/// will send (checked against the relay's limit).
-pub async fn login(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    prefix: &str,
-    index: usize,
-    size: usize,
-) -> Result<Login> {
-    let nick = nick(prefix, index);
-    let stream = connect(addr, source).await?;
-    let max = p2pchat_proto::max_frame_len(p2pchat_proto::DEFAULT_MAX_MESSAGE.max(size as u32));
-    let (writer, mut reader) = split(stream, Proto::Framed, max);
-    let mut hello = bytes::BytesMut::new();
-    encode(
-        &Frame::Hello {
-            version: PROTOCOL_VERSION,
-            features: 0,
-            client: concat!("p2pchat-bench ", env!("CARGO_PKG_VERSION")).into(),
-        },
-        &mut hello,
-    );
-    encode(&Frame::Nick(nick.clone()), &mut hello);
+/// Logs in `count` p2pchat clients, at most `ctx.concurrency` at once; each is paired on return.
+pub async fn logins(
+    ctx: &Arc<Ctx>,
+    tag: char,
+    count: usize,
+    progress: &Progress,
+    on_each: impl FnMut(&Login),
+) -> Result<Vec<Login>> {
+    let shared = ctx.clone();
+    bounded(count, ctx.concurrency, progress, on_each, move |k| {
+        let ctx = shared.clone();
+        async move {
+            let login = login(&ctx, tag, k).await?;
+            // Known as soon as the first client is in, for the keepalive.
+            ctx.heartbeat_ms
+                .fetch_min(login.heartbeat_ms, Ordering::Relaxed);
+            Ok(login)
+        }
+    })
+    .await
+}
+
+/// Where a login stands while it waits to be paired.
+#[derive(Default)]
+struct Pairing {
+    named: bool,
+    /// Our companion, once `Paired` named a client of this run.
+    companion: Option<String>,
+    /// A client of another run the relay paired us with for now.
+    stranger: Option<String>,
+    heartbeat_ms: u32,
+    max_message: u32,
+}
+
+/// Connects client `index` of scenario `tag`, logs in as `nick(prefix, index)` (the prefix
+/// being the run's id and `tag`) and waits until it is paired with another client of the same
+/// prefix and knows its key.
+async fn login(ctx: &Ctx, tag: char, index: usize) -> Result<Login> {
+    let prefix = format!("{}{tag}", ctx.run_id);
+    let nick = nick(&prefix, index);
+    let size = ctx.size;
+    let stream = connect(ctx.addr, ctx.source(index)).await?;
+    let link = ctx.security.wrap(stream).await?;
+    let (writer, mut reader) = split(link, Proto::Framed, ctx.max_len());
+    let identity = ctx.security.identity(tag, index);
+    let hello = encode_to_vec(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        features: 0,
+        client: concat!("p2pchat-bench ", env!("CARGO_PKG_VERSION")).into(),
+    });
     writer.send(&hello).await?;
-    let mut heartbeat_ms = 0;
-    let mut named = false;
-    let mut stranger = None::<String>;
-    let companion = reader
-        .next(|event| match event {
-            Event::Frame(Frame::Welcome {
-                max_message,
-                heartbeat_ms: beat,
-                ..
-            }) => {
-                if (max_message as usize) < size {
-                    bail!("the relay accepts messages up to {max_message} bytes, not {size}");
-                }
-                heartbeat_ms = beat;
-                Ok(None)
+    reader.keep_bookkeeping(true);
+    let mut state = Pairing::default();
+    let e2e = ctx.security.e2e();
+    let welcome = |state: &mut Pairing, event: Event<'_>| match event {
+        Event::Frame(Frame::Welcome {
+            max_message,
+            heartbeat_ms,
+            challenge,
+            ..
+        }) => {
+            let body = if e2e {
+                sealed_len(std::iter::once(size))
+            } else {
+                size
+            };
+            if (max_message as usize) < body {
+                bail!("the relay accepts message bodies up to {max_message} bytes, not {body}");
             }
-            Event::Frame(Frame::NickOk { .. }) => {
-                named = true;
-                Ok(None)
-            }
-            Event::Frame(Frame::Waiting) => Ok(None),
-            Event::Frame(Frame::Paired(other)) if other.starts_with(prefix) && named => {
-                Ok(Some(other))
-            }
-            Event::Frame(Frame::Paired(other)) => {
-                stranger = Some(other);
-                Ok(None)
-            }
-            Event::Frame(Frame::Left { .. }) => {
-                stranger = None;
-                Ok(None)
-            }
-            // A leftover client from an earlier run may still send; not ours to check.
-            Event::Message(_) if stranger.is_some() => Ok(None),
-            other => bail!("unexpected {other:?} while logging in"),
-        })
+            state.heartbeat_ms = heartbeat_ms;
+            state.max_message = max_message;
+            Ok(Some(challenge))
+        }
+        other => bail!("unexpected {other:?} instead of Welcome"),
+    };
+    let challenge = reader
+        .next(|event| welcome(&mut state, event))
         .await
         .with_context(|| format!("logging in as {nick}"))?;
+    let proof = identity.sign_login(&challenge, &nick);
+    let login = encode_to_vec(&Frame::Nick {
+        nick: nick.clone(),
+        key: identity.public_key(),
+        proof,
+    });
+    writer.send(&login).await?;
+    let info = reader
+        .next(|event| pairing(&mut state, &prefix, event))
+        .await
+        .with_context(|| format!("logging in as {nick}"))?;
+    reader.keep_bookkeeping(false);
     Ok(Login {
         index,
         nick,
-        companion,
-        heartbeat_ms,
+        identity,
+        companion: info.companion,
+        companion_key: info.companion_key,
+        last_seq: info.last_seq,
+        heartbeat_ms: state.heartbeat_ms,
+        max_message: state.max_message,
         writer,
         reader,
     })
+}
+
+/// One step of waiting to be paired: done once the `Conversation` with our companion came.
+fn pairing(
+    state: &mut Pairing,
+    prefix: &str,
+    event: Event<'_>,
+) -> Result<Option<ConversationInfo>> {
+    match event {
+        Event::Frame(Frame::NickOk { .. }) => state.named = true,
+        Event::Frame(Frame::Waiting) => {}
+        Event::Frame(Frame::Paired(other)) if other.starts_with(prefix) && state.named => {
+            state.companion = Some(other);
+        }
+        Event::Frame(Frame::Paired(other)) => state.stranger = Some(other),
+        Event::Frame(Frame::Conversation(info))
+            if state.companion.as_deref() == Some(info.companion.as_str()) =>
+        {
+            return Ok(Some(info));
+        }
+        Event::Frame(Frame::Conversation(info))
+            if state.stranger.as_deref() == Some(info.companion.as_str()) => {}
+        Event::Frame(Frame::Left { .. }) => {
+            state.stranger = None;
+            state.companion = None;
+        }
+        // A leftover client from an earlier run may still send; not ours to check.
+        Event::Message { .. } if state.stranger.is_some() => {}
+        other => bail!("unexpected {other:?} while logging in"),
+    }
+    Ok(None)
 }
 
 /// Groups logins into pairs by their `Paired` names, in the order of the first member's index.

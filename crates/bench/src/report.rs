@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::sys;
+use crate::targets::Ctx;
 
 /// What a scenario is doing now, so a timeout can say what it was waiting for.
 #[derive(Default)]
@@ -94,16 +95,34 @@ pub struct Report {
 }
 
 impl Report {
-    /// A report for `scenario` run against `target`.
-    pub fn new(scenario: &str, target: &str) -> Self {
+    /// A report for `scenario` run with `ctx`: its target and security mode.
+    pub fn new(scenario: &str, ctx: &Ctx) -> Self {
+        Self::named(scenario, ctx.target.name(), ctx.security.mode.name())
+    }
+
+    /// A report for `scenario` run against `target` with traffic protected as `security` says
+    /// (`tls+e2e`, `e2e` or `plaintext`).
+    pub fn named(scenario: &str, target: &str, security: &str) -> Self {
         let mut json = Map::new();
         json.insert("scenario".into(), scenario.into());
         json.insert("target".into(), target.into());
+        json.insert("security".into(), security.into());
         Self {
             json,
             rows: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Relay frames written for the messages (one per message in plaintext, one per envelope
+    /// in end-to-end mode) over `seconds`.
+    pub fn frames(&mut self, frames: u64, seconds: f64) -> &mut Self {
+        self.int("frames", "frames (envelopes) sent", frames).real(
+            "frames_per_sec",
+            "frames/s",
+            frames as f64 / seconds.max(1e-9),
+            0,
+        )
     }
 
     /// An integer result.
@@ -180,10 +199,17 @@ impl Report {
 
     /// The human table.
     pub fn to_table(&self) -> String {
+        let text = |key: &str| {
+            self.json
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
         let title = format!(
-            "== {} · {}",
-            self.json["scenario"].as_str().unwrap_or_default(),
-            self.json["target"].as_str().unwrap_or_default()
+            "== {} · {} ({})",
+            text("scenario"),
+            text("target"),
+            text("security")
         );
         let width = self
             .rows
@@ -235,16 +261,17 @@ mod tests {
 
     #[test]
     fn json_and_table_hold_the_same_figures() {
-        let mut report = Report::new("throughput", "p2pchat");
+        let mut report = Report::named("throughput", "p2pchat", "tls+e2e");
         report
             .int("messages", "messages", 200_000)
             .real("mb_per_sec", "MB/s", 24.5678, 2);
         let json: Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["messages"], 200_000);
         assert_eq!(json["mb_per_sec"], 24.5678);
+        assert_eq!(json["security"], "tls+e2e");
         let table = report.to_table();
         assert!(
-            table.contains("200,000") && table.contains("24.57"),
+            table.contains("200,000") && table.contains("24.57") && table.contains("(tls+e2e)"),
             "{table}"
         );
     }

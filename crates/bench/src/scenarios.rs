@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::args::BenchArgs;
 use crate::conn::Event;
-use crate::payload::Checker;
 use crate::report::{Meter, Progress, Report};
 use crate::sys;
 use crate::targets::{build, Conversation, Ctx};
@@ -25,6 +24,7 @@ pub async fn throughput(
     let (n, size) = (args.messages, ctx.size);
     progress.phase("waiting for the conversation to connect", 2);
     let convs = build(&ctx, 't', 1, false, &progress).await?;
+    let frames = frames_of(&convs, n);
     let _open = hold_open(&convs);
     let mut tasks = Tasks::default();
     keepalive(&ctx, &mut tasks, writers_of(&convs));
@@ -32,14 +32,15 @@ pub async fn throughput(
     let meter = Meter::start(args.server_pid);
     let start = Instant::now();
     for conv in convs {
-        one_way(conv, n, size, &mut tasks, &progress)?;
+        one_way(conv, n, &mut tasks, &progress)?;
     }
     let end = last_received(tasks.wait().await?).unwrap_or(start);
     let cpu = meter.stop();
     let seconds = (end - start).as_secs_f64().max(1e-9);
-    let mut report = Report::new("throughput", ctx.target.name());
+    let mut report = Report::new("throughput", &ctx);
     report
         .int("messages", "messages", n)
+        .frames(frames, seconds)
         .int("size", "payload bytes", size as u64)
         .real("seconds", "seconds", seconds, 3)
         .real("msgs_per_sec", "messages/s", n as f64 / seconds, 0)
@@ -67,23 +68,21 @@ pub async fn latency(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -
     }
     let (a_writer, mut a_inbox) = (a.writer.context("no writer")?, a.inbox.context("no inbox")?);
     let (b_writer, mut b_inbox) = (b.writer.context("no writer")?, b.inbox.context("no inbox")?);
-    let echo = b.encoder;
     tasks.main.spawn(async move {
-        let mut checker = Checker::new(id, size, trips);
-        let mut out = Vec::with_capacity(size + 64);
+        let mut verifier = b.codec.verifier(id, trips);
+        let mut out = Vec::with_capacity(size + 256);
         for _ in 0..trips {
             out.clear();
-            b_inbox
+            let got = b_inbox
                 .next(|event| match event {
-                    Event::Message(payload) => {
-                        checker.check(payload)?;
-                        echo.raw(&mut out, payload);
-                        Ok(Some(()))
-                    }
+                    Event::Message { id, body } => Ok(Some(verifier.check(&id, body)?)),
                     other => bail!("unexpected {other:?} while echoing"),
                 })
                 .await
                 .context("echo side")?;
+            // The message checked out, so sending the same index again echoes it exactly
+            // (sealed anew to the other side in end-to-end mode).
+            b.codec.encode(&mut out, id, got)?;
             b_writer.send(&out).await?;
         }
         Ok(Outcome::Done)
@@ -92,17 +91,17 @@ pub async fn latency(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -
     let meter = Meter::start(args.server_pid);
     let task_progress = progress.clone();
     tasks.main.spawn(async move {
-        let mut checker = Checker::new(id, size, trips);
+        let mut verifier = a.codec.verifier(id, trips);
         let mut rtts = Vec::with_capacity(trips as usize);
-        let mut out = Vec::with_capacity(size + 64);
+        let mut out = Vec::with_capacity(size + 256);
         for index in 0..trips {
             out.clear();
-            a.encoder.message(&mut out, id, index, size);
+            a.codec.encode(&mut out, id, index..index + 1)?;
             let sent = Instant::now();
             a_writer.send(&out).await?;
             a_inbox
                 .next(|event| match event {
-                    Event::Message(payload) => Ok(Some(checker.check(payload)?)),
+                    Event::Message { id, body } => Ok(Some(verifier.check(&id, body)?)),
                     other => bail!("unexpected {other:?} while waiting for the echo"),
                 })
                 .await
@@ -127,7 +126,7 @@ pub async fn latency(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -
         rtts.get(rank - 1).map_or(0.0, |&ns| ns as f64 / 1000.0)
     };
     let mean = rtts.iter().sum::<u64>() as f64 / rtts.len().max(1) as f64 / 1000.0;
-    let mut report = Report::new("latency", ctx.target.name());
+    let mut report = Report::new("latency", &ctx);
     report
         .int("trips", "round trips", trips)
         .int("size", "payload bytes", size as u64)
@@ -149,6 +148,7 @@ pub async fn pairs(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -> 
     );
     let connecting = Instant::now();
     let convs = build(&ctx, 'p', pairs, false, &progress).await?;
+    let frames = frames_of(&convs, per_pair);
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let pid = args.server_pid;
     let rss_connected = pid.and_then(sys::rss_kb);
@@ -170,7 +170,7 @@ pub async fn pairs(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -> 
     let meter = Meter::start(pid);
     let start = Instant::now();
     for conv in convs {
-        one_way(conv, per_pair, size, &mut tasks, &progress)?;
+        one_way(conv, per_pair, &mut tasks, &progress)?;
     }
     let end = last_received(tasks.wait().await?).unwrap_or(start);
     let cpu = meter.stop();
@@ -178,7 +178,7 @@ pub async fn pairs(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -> 
         peak.fetch_max(sys::rss_kb(pid).unwrap_or(0), Ordering::Relaxed);
     }
     let seconds = (end - start).as_secs_f64().max(1e-9);
-    let mut report = Report::new("pairs", ctx.target.name());
+    let mut report = Report::new("pairs", &ctx);
     report
         .int("pairs", "conversations", pairs as u64)
         .int("per_pair", "messages each (one way)", per_pair)
@@ -190,6 +190,7 @@ pub async fn pairs(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -> 
             3,
         )
         .real("seconds", "seconds sending", seconds, 3)
+        .frames(frames, seconds)
         .real(
             "msgs_per_sec",
             "messages/s (all)",
@@ -210,4 +211,9 @@ pub async fn pairs(ctx: Arc<Ctx>, args: &BenchArgs, progress: Arc<Progress>) -> 
         )
         .cpu(cpu);
     Ok(report)
+}
+
+/// Frames all the senders of `convs` write for `each` messages apiece.
+fn frames_of(convs: &[Conversation], each: u64) -> u64 {
+    convs.iter().map(|c| c.a.codec.frames_for(each)).sum()
 }

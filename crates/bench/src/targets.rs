@@ -1,7 +1,8 @@
 //! Making conversations on each target: a sender side and a receiver side, each with what it
 //! needs to send and receive messages, whatever the server in between.
 //!
-//! - p2pchat: two logged-in clients the relay paired (see `p2p`).
+//! - p2pchat: two logged-in clients the relay paired (see `p2p`), over TLS and sealing their
+//!   messages end to end unless the run is in plaintext.
 //! - splice: two raw connections the splice relay pairs in accept order (made one after the
 //!   other so the order is the bench's).
 //! - direct: the bench's own listener; the sender connects straight to the receiver.
@@ -21,9 +22,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::args::Target;
-use crate::conn::{connect, split, Event, Reader, Writer};
+use crate::conn::{connect, split, Event, Link, Reader, Writer};
+use crate::e2e::{lines_that_fit, Codec};
 use crate::p2p;
 use crate::report::Progress;
+use crate::security::RunSecurity;
 use crate::wire::{Encoder, Proto};
 
 /// What every conversation of a run shares.
@@ -36,6 +39,10 @@ pub struct Ctx {
     pub size: usize,
     /// Unique per bench process: prefixes nicknames, channels and subjects.
     pub run_id: String,
+    /// TLS and identities (p2pchat).
+    pub security: Arc<RunSecurity>,
+    /// Most messages per end-to-end envelope (`--batch`).
+    pub batch: usize,
     /// Local addresses client sockets are spread over (empty: the kernel picks).
     pub sources: Vec<IpAddr>,
     /// Connections made at once while building many conversations.
@@ -54,8 +61,10 @@ pub struct Side {
     pub inbox: Option<Reader>,
     /// Redis only: the publishing connection's replies, one per message sent.
     pub acks: Option<Reader>,
-    /// Encodes this side's outgoing messages.
-    pub encoder: Encoder,
+    /// Encodes this side's outgoing messages and checks its incoming ones.
+    pub codec: Codec,
+    /// p2pchat: the conversation's last sequence number when this side joined.
+    pub last_seq: Option<u64>,
 }
 
 /// A sender `a` and receiver `b` (and, for two-way scenarios, the other way round too).
@@ -78,10 +87,32 @@ impl Ctx {
         }
     }
 
+    /// Largest message body the bench sends or accepts: a payload, or an envelope.
+    fn max_body(&self) -> u32 {
+        let envelope = self.size + 128;
+        u32::try_from(envelope)
+            .unwrap_or(u32::MAX)
+            .max(p2pchat_proto::DEFAULT_MAX_MESSAGE)
+    }
+
     /// Largest message (or p2pchat frame) a reader accepts.
     pub fn max_len(&self) -> usize {
-        let floor = p2pchat_proto::DEFAULT_MAX_MESSAGE as usize;
-        p2pchat_proto::max_frame_len(self.size.max(floor) as u32)
+        p2pchat_proto::max_frame_len(self.max_body())
+    }
+
+    /// A plaintext codec for messages to `dest`.
+    pub fn plain(&self, dest: &str) -> Codec {
+        Codec::plain(Encoder::new(self.proto(), dest, self.size), self.size)
+    }
+
+    /// The codec of a p2pchat client: sealing to its companion in end-to-end mode.
+    pub fn codec_of(&self, login: &p2p::Login) -> Result<Codec> {
+        if !self.security.e2e() {
+            return Ok(self.plain(""));
+        }
+        let limit = login.max_message.min(self.max_body());
+        let lines = lines_that_fit(self.batch, self.size, limit);
+        Ok(Codec::sealed(self.size, login.channel()?, lines))
     }
 
     /// The source address for the `k`-th connection.
@@ -100,13 +131,24 @@ impl Ctx {
             writer: Some(writer),
             inbox: Some(reader),
             acks: None,
-            encoder: Encoder::new(self.proto(), dest, self.size),
+            codec: self.plain(dest),
+            last_seq: None,
         }
+    }
+
+    fn p2p_side(&self, login: p2p::Login) -> Result<Side> {
+        Ok(Side {
+            codec: self.codec_of(&login)?,
+            last_seq: Some(login.last_seq),
+            writer: Some(login.writer),
+            inbox: Some(login.reader),
+            acks: None,
+        })
     }
 
     async fn raw(&self, k: usize) -> Result<(Writer, Reader)> {
         let stream = connect(self.addr, self.source(k)).await?;
-        Ok(split(stream, self.proto(), self.max_len()))
+        Ok(split(Link::Tcp(stream), self.proto(), self.max_len()))
     }
 }
 
@@ -166,17 +208,19 @@ pub async fn build(
     }
     match ctx.target {
         Target::P2pchat => {
-            let logins = p2p_logins(ctx, tag, count * 2, progress, |_| {}).await?;
+            let logins = p2p::logins(ctx, tag, count * 2, progress, |_| {}).await?;
             let pairs = p2p::match_pairs(logins)?;
-            Ok(pairs
+            pairs
                 .into_iter()
                 .enumerate()
-                .map(|(id, (a, b))| Conversation {
-                    id: id as u32,
-                    a: ctx.side(a.writer, a.reader, ""),
-                    b: ctx.side(b.writer, b.reader, ""),
+                .map(|(id, (a, b))| {
+                    Ok(Conversation {
+                        id: id as u32,
+                        a: ctx.p2p_side(a)?,
+                        b: ctx.p2p_side(b)?,
+                    })
                 })
-                .collect())
+                .collect()
         }
         Target::Splice | Target::Direct => {
             let mut out = Vec::with_capacity(count);
@@ -185,7 +229,7 @@ pub async fn build(
                     let (a, b) = tokio::join!(ctx.raw(id * 2), listener.accept());
                     let (stream, _) = b.context("accepting the direct connection")?;
                     stream.set_nodelay(true)?;
-                    (a?, split(stream, Proto::Framed, ctx.max_len()))
+                    (a?, split(Link::Tcp(stream), Proto::Framed, ctx.max_len()))
                 } else {
                     (ctx.raw(id * 2).await?, ctx.raw(id * 2 + 1).await?)
                 };
@@ -234,49 +278,26 @@ pub async fn streams(
             async move {
                 let (writer, reader) = ctx.raw(id).await?;
                 let key = format!("{}:stream:{id}", ctx.run_id);
-                let none = || Encoder::new(ctx.proto(), "", ctx.size);
                 Ok(Conversation {
                     id: id as u32,
                     a: Side {
                         writer: Some(writer),
                         inbox: None,
                         acks: Some(reader),
-                        encoder: Encoder::xadd(&key, ctx.size),
+                        codec: Codec::plain(Encoder::xadd(&key, ctx.size), ctx.size),
+                        last_seq: None,
                     },
                     b: Side {
                         writer: None,
                         inbox: None,
                         acks: None,
-                        encoder: none(),
+                        codec: ctx.plain(""),
+                        last_seq: None,
                     },
                 })
             }
         },
     )
-    .await
-}
-
-/// Logs in `count` p2pchat clients, at most `ctx.concurrency` at once; each is paired on return.
-pub async fn p2p_logins(
-    ctx: &Arc<Ctx>,
-    tag: char,
-    count: usize,
-    progress: &Progress,
-    on_each: impl FnMut(&p2p::Login),
-) -> Result<Vec<p2p::Login>> {
-    let prefix = format!("{}{tag}", ctx.run_id);
-    let shared = ctx.clone();
-    bounded(count, ctx.concurrency, progress, on_each, move |k| {
-        let ctx = shared.clone();
-        let prefix = prefix.clone();
-        async move {
-            let login = p2p::login(ctx.addr, ctx.source(k), &prefix, k, ctx.size).await?;
-            // Known as soon as the first client is in, for the keepalive.
-            ctx.heartbeat_ms
-                .fetch_min(login.heartbeat_ms, Ordering::Relaxed);
-            Ok(login)
-        }
-    })
     .await
 }
 
@@ -313,7 +334,7 @@ async fn pubsub_side(
     sends: bool,
     dest: &str,
 ) -> Result<Side> {
-    let encoder = Encoder::new(ctx.proto(), dest, ctx.size);
+    let codec = ctx.plain(dest);
     if ctx.target == Target::Nats {
         let (writer, mut reader) = ctx.raw(k).await?;
         reader
@@ -338,14 +359,16 @@ async fn pubsub_side(
             writer: Some(writer),
             inbox: Some(reader),
             acks: None,
-            encoder,
+            codec,
+            last_seq: None,
         });
     }
     let mut side = Side {
         writer: None,
         inbox: None,
         acks: None,
-        encoder,
+        codec,
+        last_seq: None,
     };
     if let Some(channel) = listen {
         let (writer, mut reader) = ctx.raw(k).await?;

@@ -1,5 +1,6 @@
-//! The task plumbing scenarios share: senders that write big pre-encoded batches, receivers
-//! that verify every message, Redis reply counters, the p2pchat keepalive, and supervision that
+//! The task plumbing scenarios share: senders that write big pre-encoded batches (of frames
+//! holding one message each, or envelopes of several in end-to-end mode), receivers that
+//! verify every message, Redis reply counters, the p2pchat keepalive, and supervision that
 //! fails a scenario on the first error anywhere.
 
 use std::ops::Range;
@@ -12,11 +13,10 @@ use tokio::task::JoinSet;
 
 use crate::args::Target;
 use crate::conn::{Event, Reader, Writer};
+use crate::e2e::{Codec, Verifier};
 use crate::ledger::Latencies;
-use crate::payload::Checker;
 use crate::report::Progress;
 use crate::targets::{Conversation, Ctx};
-use crate::wire::Encoder;
 
 /// Bytes of messages written per write call.
 pub const BATCH: usize = 64 * 1024;
@@ -29,8 +29,13 @@ pub enum Outcome {
     Received(Instant),
     /// Round-trip times, in nanoseconds.
     Rtts(Vec<u64>),
-    /// Every message of a sender was acknowledged, the last at `last`; how long each waited.
-    Acked { last: Instant, latencies: Latencies },
+    /// Every message of a sender was acknowledged, the last at `last`; how long each waited,
+    /// and how many frames carried them.
+    Acked {
+        last: Instant,
+        latencies: Latencies,
+        frames: u64,
+    },
 }
 
 /// Tasks of a scenario: `main` ones must all finish; `background` ones (drains, keepalive,
@@ -88,17 +93,16 @@ pub fn keepalive(ctx: &Arc<Ctx>, tasks: &mut Tasks, writers: Arc<Mutex<Vec<Write
     });
 }
 
-/// Writes messages `range` of conversation `conv` in batches of about `BATCH` bytes.
-async fn send(
-    writer: Writer,
-    encoder: Encoder,
-    conv: u32,
-    range: Range<u64>,
-    size: usize,
-) -> Result<Outcome> {
-    let mut buf = Vec::with_capacity(BATCH + size + 64);
-    for index in range {
-        encoder.message(&mut buf, conv, index, size);
+/// Writes messages `range` of conversation `conv` in batches of about `BATCH` bytes (whole
+/// envelopes of `codec.per_frame()` messages in end-to-end mode).
+async fn send(writer: Writer, codec: Codec, conv: u32, range: Range<u64>) -> Result<Outcome> {
+    let mut buf = Vec::with_capacity(2 * BATCH);
+    let step = codec.per_frame();
+    let mut index = range.start;
+    while index < range.end {
+        let end = range.end.min(index + step);
+        codec.encode(&mut buf, conv, index..end)?;
+        index = end;
         if buf.len() >= BATCH {
             writer.send(&buf).await?;
             buf.clear();
@@ -110,25 +114,29 @@ async fn send(
     Ok(Outcome::Done)
 }
 
-/// Receives and verifies `total` messages of conversation `conv`.
+/// Receives and verifies `total` messages of conversation `conv`, with `codec` (opening the
+/// envelopes in end-to-end mode).
 pub async fn receive(
     mut reader: Reader,
+    codec: Codec,
     conv: u32,
-    size: usize,
     total: u64,
     progress: Arc<Progress>,
 ) -> Result<Outcome> {
-    let mut checker = Checker::new(conv, size, total);
+    let mut verifier: Verifier = codec.verifier(conv, total);
     const STEP: u64 = 1024;
+    let mut counted = 0;
     if total > 0 {
         reader
             .next(|event| match event {
-                Event::Message(payload) => {
-                    checker.check(payload)?;
-                    if checker.received().is_multiple_of(STEP) {
-                        progress.add(STEP);
+                Event::Message { id, body } => {
+                    verifier.check(&id, body)?;
+                    let received = verifier.received();
+                    if received - counted >= STEP {
+                        progress.add(received - counted);
+                        counted = received;
                     }
-                    Ok(checker.is_done().then_some(()))
+                    Ok(verifier.is_done().then_some(()))
                 }
                 other => bail!("unexpected {other:?} while receiving messages"),
             })
@@ -136,11 +144,11 @@ pub async fn receive(
             .with_context(|| {
                 format!(
                     "conversation {conv}: {} of {total} messages received",
-                    checker.received()
+                    verifier.received()
                 )
             })?;
     }
-    progress.add(total % STEP);
+    progress.add(total - counted);
     Ok(Outcome::Received(Instant::now()))
 }
 
@@ -170,7 +178,6 @@ pub async fn count_acks(mut reader: Reader, total: u64) -> Result<Outcome> {
 pub fn one_way(
     conv: Conversation,
     count: u64,
-    size: usize,
     tasks: &mut Tasks,
     progress: &Arc<Progress>,
 ) -> Result<()> {
@@ -187,10 +194,8 @@ pub fn one_way(
     let writer = a.writer.context("the sending side has no writer")?;
     tasks
         .main
-        .spawn(receive(inbox, id, size, count, progress.clone()));
-    tasks
-        .main
-        .spawn(send(writer, a.encoder, id, 0..count, size));
+        .spawn(receive(inbox, b.codec, id, count, progress.clone()));
+    tasks.main.spawn(send(writer, a.codec, id, 0..count));
     Ok(())
 }
 

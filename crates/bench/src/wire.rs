@@ -279,7 +279,7 @@ impl Encoder {
                     seq: 0,
                     sent_ms: 0,
                     id: [0; 16],
-                    text: "x".repeat(size),
+                    body: vec![b'x'; size],
                 };
                 let frame = p2pchat_proto::encode_to_vec(&Frame::Message(message));
                 Self {
@@ -323,6 +323,7 @@ impl Encoder {
     }
 
     /// Appends a message with this exact payload (of the encoder's size).
+    #[cfg(test)]
     pub fn raw(&self, out: &mut Vec<u8>, payload: &[u8]) {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(payload);

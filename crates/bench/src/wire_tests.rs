@@ -122,7 +122,7 @@ fn framed_messages_and_frames() {
         seq: 0,
         sent_ms: 0,
         id: [0; 16],
-        text: "000002-0000000009-xx".into(),
+        body: b"000002-0000000009-xx".to_vec(),
     }));
     assert_eq!(buf, reference);
     buf.extend_from_slice(&p2pchat_proto::encode_to_vec(&Frame::Ping(7)));
