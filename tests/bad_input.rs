@@ -6,11 +6,11 @@ mod support;
 use std::io::Write;
 
 use p2pchat_proto::{encode_to_vec, ErrorCode, Frame, LeftReason, PROTOCOL_VERSION};
-use support::{assert_chat_works, msg, text_of, Raw, Server};
+use support::{assert_chat_works, msg, Raw, Server};
 
 /// A server with one healthy conversation already running on it.
 fn server_with_probe(extra: &[&str]) -> (Server, Raw, Raw) {
-    let server = Server::start(extra);
+    let server = Server::plain(extra);
     let (a, b) = Raw::pair(server.port, "ProbeA", "ProbeB");
     (server, a, b)
 }
@@ -38,7 +38,7 @@ fn garbage_bytes_are_refused_and_closed() {
 fn a_first_frame_other_than_hello_is_refused() {
     let (server, mut a, mut b) = server_with_probe(&[]);
     let mut raw = server.raw();
-    raw.send(&Frame::Nick("Sneaky".into()));
+    raw.send(&raw.nick_frame("Sneaky"));
     let frames = raw.expect_closed();
     assert_eq!(error_code(&frames[0]), (ErrorCode::HelloRequired, true));
     let mut raw = server.raw();
@@ -57,7 +57,7 @@ fn a_first_frame_other_than_hello_is_refused() {
 
 #[test]
 fn a_newer_client_is_answered_in_this_version() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let mut raw = server.raw();
     raw.send(&Frame::Hello {
         version: 7,
@@ -92,7 +92,7 @@ fn a_length_over_the_limit_is_refused_before_it_is_read() {
 
 #[test]
 fn a_zero_length_frame_is_refused() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut raw, _) = Raw::login(server.port, "Zero");
     raw.send_bytes(&[0, 0, 0, 0, 0]);
     let frames = raw.expect_closed();
@@ -110,7 +110,7 @@ fn unknown_type_and_relay_only_frames_are_skipped_with_an_error() {
     assert_eq!(error_code(&raw.recv()), (ErrorCode::UnknownType, false));
     raw.send(&Frame::Waiting);
     assert_eq!(error_code(&raw.recv()), (ErrorCode::UnexpectedFrame, false));
-    raw.send(&Frame::Nick("Again".into()));
+    raw.send(&raw.nick_frame("Again"));
     assert_eq!(error_code(&raw.recv()), (ErrorCode::UnexpectedFrame, false));
     raw.send(&Frame::Ping(99));
     assert_eq!(
@@ -123,22 +123,33 @@ fn unknown_type_and_relay_only_frames_are_skipped_with_an_error() {
 }
 
 #[test]
-fn invalid_utf8_is_refused_and_not_forwarded() {
-    let server = Server::start(&[]);
+fn bodies_are_opaque_but_text_fields_must_be_utf8() {
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
-    let mut bad = encode_to_vec(&msg("ab"));
+    // A message body is an end-to-end envelope: bytes the relay forwards as they are.
+    let mut opaque = encode_to_vec(&msg("ab"));
+    let len = opaque.len();
+    opaque[len - 2..].copy_from_slice(&[0xC3, 0x28]);
+    a.send_bytes(&opaque);
+    match b.recv_until(|f| matches!(f, Frame::Message(_))) {
+        Frame::Message(message) => assert_eq!(message.body, [0xC3, 0x28]),
+        _ => unreachable!(),
+    }
+    // A nickname, though, is text.
+    let mut bad = encode_to_vec(&Frame::ChatWith("ab".into()));
     let len = bad.len();
     bad[len - 2..].copy_from_slice(&[0xC3, 0x28]);
     a.send_bytes(&bad);
-    assert_eq!(error_code(&a.recv()), (ErrorCode::InvalidUtf8, false));
+    let refused = a.recv_until(|f| matches!(f, Frame::Error { .. }));
+    assert_eq!(error_code(&refused), (ErrorCode::InvalidUtf8, false));
     a.send(&msg("valid"));
-    assert_eq!(text_of(&b.recv()), Some("valid"), "nothing before it");
+    assert_eq!(b.recv_text(), "valid");
     server.expect_log("not valid UTF-8");
 }
 
 #[test]
 fn empty_and_overlong_messages_are_refused() {
-    let server = Server::start(&["--max-message", "10"]);
+    let server = Server::plain(&["--max-message", "10"]);
     let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
     a.send(&msg(""));
     assert_eq!(error_code(&a.recv()), (ErrorCode::EmptyMessage, false));
@@ -150,12 +161,12 @@ fn empty_and_overlong_messages_are_refused() {
 
 #[test]
 fn a_message_before_the_nickname_is_refused() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let mut raw = server.raw();
     raw.hello();
     raw.send(&msg("too soon"));
     assert_eq!(error_code(&raw.recv()), (ErrorCode::NotLoggedIn, false));
-    raw.send(&Frame::Nick("Patient".into()));
+    raw.send(&raw.nick_frame("Patient"));
     assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Patient"));
 }
 
@@ -178,7 +189,7 @@ fn bad_nicknames_get_reasons_and_a_retry() {
         ),
     ];
     for (nick, expected, reason) in cases {
-        raw.send(&Frame::Nick(nick.clone()));
+        raw.send(&raw.nick_frame(&nick));
         match raw.recv() {
             Frame::Error { code, fatal, text } => {
                 assert_eq!((code, fatal), (expected, false), "{nick:?}");
@@ -187,7 +198,7 @@ fn bad_nicknames_get_reasons_and_a_retry() {
             other => panic!("{nick:?}: {other:?}"),
         }
     }
-    raw.send(&Frame::Nick("Finally".into()));
+    raw.send(&raw.nick_frame("Finally"));
     assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Finally"));
     server.expect_log("🚫 Client 3 nickname \"probea\" rejected");
     assert_chat_works(&mut a, &mut b, "after bad nicknames");
@@ -208,7 +219,7 @@ fn a_silent_connection_is_timed_out_at_login() {
 
 #[test]
 fn a_client_killed_mid_frame_is_a_lost_connection() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (a, mut b) = Raw::pair(server.port, "Cut", "Left");
     let frame = encode_to_vec(&msg("never finished"));
     let mut stream = a.stream;
@@ -228,7 +239,7 @@ fn a_client_killed_mid_frame_is_a_lost_connection() {
 
 #[test]
 fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
-    let server = Server::start(&["--max-held", "100"]);
+    let server = Server::plain(&["--max-held", "100"]);
     let (mut a, waiting) = Raw::login(server.port, "Hoarder");
     assert_eq!(waiting, Frame::Waiting);
     // Each 10-byte message is a 47-byte frame: two fit in 100 bytes, the rest do not, even a
@@ -249,7 +260,7 @@ fn held_messages_beyond_the_allowance_are_refused_not_dropped_silently() {
 
 #[test]
 fn who_and_chat_with_on_the_raw_protocol() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let mut raw = server.raw();
     raw.hello();
     raw.send(&Frame::ChatWith("bad name".into()));
@@ -263,7 +274,7 @@ fn who_and_chat_with_on_the_raw_protocol() {
         }
     );
     raw.send(&Frame::ChatWith("Friend".into()));
-    raw.send(&Frame::Nick("Me".into()));
+    raw.send(&raw.nick_frame("Me"));
     assert!(matches!(raw.recv(), Frame::NickOk { nick, .. } if nick == "Me"));
     assert_eq!(raw.recv(), Frame::WaitingFor("Friend".into()));
     raw.expect_conversation();

@@ -36,7 +36,7 @@ fn ack(raw: &mut Raw) -> (u32, u64) {
 
 #[test]
 fn both_sides_share_one_increasing_numbering_and_are_acknowledged() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     a.send(&msg("one"));
     assert_eq!(ack(&mut a), (1, 1));
@@ -61,7 +61,7 @@ fn both_sides_share_one_increasing_numbering_and_are_acknowledged() {
 
 #[test]
 fn received_turns_into_delivered_for_the_sender() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     a.send(&msg("hello"));
     let seq = seq_of(&next_message(&mut b));
@@ -78,7 +78,7 @@ fn received_turns_into_delivered_for_the_sender() {
 
 #[test]
 fn missed_messages_come_first_when_a_member_returns() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, b) = Raw::pair(server.port, "Ann", "Bob");
     drop(b);
     assert!(matches!(
@@ -104,7 +104,7 @@ fn missed_messages_come_first_when_a_member_returns() {
 
 #[test]
 fn the_conversation_frame_says_what_the_relay_has_from_you() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     let last = msg("remember me");
     let Frame::Message(ref sent) = last else {
@@ -122,7 +122,7 @@ fn the_conversation_frame_says_what_the_relay_has_from_you() {
     let mut a = Raw::connect(server.port);
     a.hello();
     a.send(&Frame::ChatWith("Bob".into()));
-    a.send(&Frame::Nick("Ann".into()));
+    a.send(&a.nick_frame("Ann"));
     assert!(matches!(a.recv(), Frame::NickOk { .. }));
     assert_eq!(a.recv(), Frame::WaitingFor("Bob".into()));
     let info = a.expect_conversation();
@@ -134,13 +134,13 @@ fn the_conversation_frame_says_what_the_relay_has_from_you() {
 
 #[test]
 fn resuming_with_the_token_replaces_the_old_connection() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     let _ = (&mut a, &mut b);
     // The token came with NickOk; log in again by hand to see it.
     let mut c = Raw::connect(server.port);
     c.hello();
-    c.send(&Frame::Nick("Cy".into()));
+    c.send(&c.nick_frame("Cy"));
     let Frame::NickOk { token, .. } = c.recv() else {
         panic!("no NickOk")
     };
@@ -148,10 +148,7 @@ fn resuming_with_the_token_replaces_the_old_connection() {
     // A wrong token is refused; the right one takes over and the old connection is closed.
     let mut thief = Raw::connect(server.port);
     thief.hello();
-    thief.send(&Frame::Resume {
-        nick: "Cy".into(),
-        token: [0x42; 16],
-    });
+    thief.send(&thief.resume_frame("Cy", [0x42; 16]));
     assert!(matches!(
         thief.recv(),
         Frame::Error {
@@ -161,10 +158,7 @@ fn resuming_with_the_token_replaces_the_old_connection() {
     ));
     let mut again = Raw::connect(server.port);
     again.hello();
-    again.send(&Frame::Resume {
-        nick: "Cy".into(),
-        token,
-    });
+    again.send(&again.resume_frame("Cy", token));
     assert!(matches!(again.recv(), Frame::NickOk { .. }));
     assert_eq!(again.recv(), Frame::Waiting);
     let closing = c.expect_closed();
@@ -184,7 +178,7 @@ fn resuming_with_the_token_replaces_the_old_connection() {
 
 #[test]
 fn history_pages_backwards_and_says_when_there_is_more() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     for i in 1..=30 {
         a.send(&msg(&format!("m{i}")));
@@ -210,7 +204,10 @@ fn history_pages_backwards_and_says_when_there_is_more() {
             more: true
         }
     );
-    let texts: Vec<String> = page.iter().map(|m| m.text.clone()).collect();
+    let texts: Vec<String> = page
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+        .collect();
     let expected: Vec<String> = (11..=30).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, expected);
     assert!(page.iter().all(|m| !m.mine));
@@ -221,7 +218,9 @@ fn history_pages_backwards_and_says_when_there_is_more() {
     let mut older = Vec::new();
     let end = loop {
         match b.recv() {
-            Frame::Earlier(earlier) => older.push(earlier.text),
+            Frame::Earlier(earlier) => {
+                older.push(String::from_utf8_lossy(&earlier.body).into_owned())
+            }
             frame @ Frame::HistoryEnd { .. } => break frame,
             _ => {}
         }
@@ -238,7 +237,7 @@ fn history_pages_backwards_and_says_when_there_is_more() {
 
 #[test]
 fn bad_delivery_frames_get_an_error_and_break_nothing() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     // A Message too short to hold its seq, time and id.
     a.send_bytes(&[0, 0, 0, 4, 0x07, b'a', b'b', b'c']);
@@ -285,7 +284,7 @@ fn bad_delivery_frames_get_an_error_and_break_nothing() {
 
 #[test]
 fn without_history_acks_come_at_once_and_history_is_empty() {
-    let server = Server::start(&["--no-history"]);
+    let server = Server::plain(&["--no-history"]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     a.send(&msg("live only"));
     assert_eq!(ack(&mut a), (1, 1));
@@ -305,7 +304,7 @@ fn without_history_acks_come_at_once_and_history_is_empty() {
 
 #[test]
 fn odd_history_and_resume_requests_are_answered_and_break_nothing() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     for i in 0..250 {
         a.send(&msg(&format!("n{i}")));
@@ -362,14 +361,14 @@ fn odd_history_and_resume_requests_are_answered_and_break_nothing() {
             ..
         }
     ));
-    early.send(&Frame::Nick("Cleo".into()));
+    early.send(&early.nick_frame("Cleo"));
     assert!(matches!(early.recv(), Frame::NickOk { .. }));
     support::assert_chat_works(&mut a, &mut b, "after odd requests");
 }
 
 #[test]
 fn a_receipt_arriving_after_the_companion_left_still_counts() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Ann", "Bob");
     b.send(&msg("last words"));
     let seq = seq_of(&next_message(&mut a));
@@ -386,7 +385,7 @@ fn a_receipt_arriving_after_the_companion_left_still_counts() {
     let mut a = Raw::connect(server.port);
     a.hello();
     a.send(&Frame::ChatWith("Bob".into()));
-    a.send(&Frame::Nick("Ann".into()));
+    a.send(&a.nick_frame("Ann"));
     a.recv_until(|f| matches!(f, Frame::WaitingFor(_)));
     assert_eq!(a.expect_conversation().read_through, seq);
 }

@@ -31,7 +31,7 @@ fn a_killed_client_is_noticed_at_once() {
 
 #[test]
 fn a_silent_half_open_connection_times_out_within_the_heartbeat() {
-    let server = Server::start(&["--heartbeat", "500ms"]);
+    let server = Server::plain(&["--heartbeat", "500ms"]);
     // A raw client that logs in and then never sends again looks exactly like a peer whose
     // network vanished: no FIN, no RST, just silence.
     let (mut silent, mut watcher) = Raw::pair(server.port, "Silent", "Watcher");
@@ -76,7 +76,7 @@ fn real_clients_keep_a_short_heartbeat_alive() {
 #[test]
 fn server_sigint_tells_everyone_and_exits_zero() {
     for signal in ["INT", "TERM"] {
-        let mut server = Server::start(&[]);
+        let mut server = Server::plain(&[]);
         let (mut a, mut b) = server.pair_with("One", "Two", &["--retry-for", "0s"]);
         let mut raw = server.raw();
         raw.hello();
@@ -139,6 +139,7 @@ fn a_relay_gone_silent_is_detected_by_the_client() {
             features: 0,
             max_message: 1024,
             heartbeat_ms: 600,
+            challenge: [0; 32],
             server: "silent fake".into(),
         };
         socket.write_all(&encode_to_vec(&welcome)).expect("welcome");
@@ -150,7 +151,10 @@ fn a_relay_gone_silent_is_detected_by_the_client() {
             }
         }
     });
-    let mut client = Client::start(port, &["--nick", "Patient", "--retry-for", "0s"]);
+    let mut client = Client::start(
+        port,
+        &["--plaintext", "--nick", "Patient", "--retry-for", "0s"],
+    );
     client.expect("❌ Lost connection to the chat server: the server stopped answering");
     assert_eq!(client.wait_exit().code(), Some(1));
     drop(client);
@@ -159,7 +163,7 @@ fn a_relay_gone_silent_is_detected_by_the_client() {
 
 #[test]
 fn many_bad_clients_leave_a_good_conversation_alone() {
-    let server = Server::start(&[]);
+    let server = Server::plain(&[]);
     let (mut a, mut b) = Raw::pair(server.port, "Good1", "Good2");
     for round in 0..20 {
         let mut bad = server.raw();
@@ -168,7 +172,7 @@ fn many_bad_clients_leave_a_good_conversation_alone() {
             1 => bad.send_bytes(&[0, 0, 0, 9, 1, b'P']),
             2 => {
                 bad.hello();
-                bad.send(&Frame::Nick("Good1".into()));
+                bad.send(&bad.nick_frame("Good1"));
             }
             _ => {}
         }

@@ -146,7 +146,7 @@ fn a_client_killed_mid_stream_gets_what_it_missed_when_it_comes_back() {
     // Ann goes on talking to Bob, who is away: stored, not lost.
     let _more = a.feed(sent[200..].to_vec());
     a.expect("✓ Stored");
-    let b2 = Client::start(server.port, &["--nick", "Bob"]);
+    let b2 = server.start_client(&["--nick", "Bob"]);
     b2.expect("Connected to Ann");
     // What Bob had not received arrives now, in order, after what it already had.
     let earlier = b2.lines_starting("📜 [");
@@ -205,7 +205,7 @@ fn a_dropped_connection_is_resumed_without_loss_or_duplicates() {
     let proxy = Proxy::start(server.port);
     let a = Client::start(proxy.port, &["--nick", "Ann", "--to", "Bob"]);
     a.expect("Waiting for Bob");
-    let b = Client::start(server.port, &["--nick", "Bob", "--to", "Ann"]);
+    let b = server.start_client(&["--nick", "Bob", "--to", "Ann"]);
     b.expect("Connected to Ann");
     let count = 5_000;
     let exchange = Exchange::start(&a, &b, count, ("ann", "bob"));
@@ -260,8 +260,8 @@ fn history_is_shown_in_order_with_its_times_after_a_restart() {
     let _ = server.wait_exit();
     server.restart();
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
-    let a = Client::start(server.port, &["--nick", "Ann", "--to", "Bob"]);
-    let b = Client::start(server.port, &["--nick", "Bob", "--to", "Ann"]);
+    let a = server.start_client(&["--nick", "Ann", "--to", "Bob"]);
+    let b = server.start_client(&["--nick", "Bob", "--to", "Ann"]);
     b.expect("Earlier messages with Ann");
     let expected = [
         ("Ann", "from ann 1"),
@@ -285,15 +285,33 @@ fn history_is_shown_in_order_with_its_times_after_a_restart() {
 #[test]
 fn messages_for_someone_away_wait_for_them_with_receipts() {
     let server = Server::start(&[]);
-    let a = Client::start(server.port, &["--nick", "Ann", "--to", "Bob"]);
+    // Bob has been here before, so his nickname has a key to encrypt to.
+    let mut b = server.start_client(&["--nick", "Bob"]);
+    b.expect("Waiting for a companion");
+    b.say("/exit");
+    assert!(b.wait_exit().success());
+    let a = server.start_client(&["--nick", "Ann", "--to", "Bob"]);
     a.expect("Waiting for Bob");
     a.say("are you there?");
     a.say("call me");
     a.expect("✓ Stored");
-    let b = Client::start(server.port, &["--nick", "Bob"]);
+    let b = server.start_client(&["--nick", "Bob"]);
     b.expect("Connected to Ann");
     b.expect("💬 Companion: are you there?");
     b.expect("💬 Companion: call me");
+    a.expect("✓✓");
+}
+
+#[test]
+fn messages_for_someone_never_seen_wait_in_the_client_for_their_key() {
+    let server = Server::start(&[]);
+    let a = server.start_client(&["--nick", "Ann", "--to", "Newcomer"]);
+    a.expect("Waiting for Newcomer");
+    a.say("welcome aboard");
+    a.expect("Newcomer has not connected to this relay yet");
+    let b = server.start_client(&["--nick", "Newcomer"]);
+    b.expect("Connected to Ann");
+    b.expect("💬 Companion: welcome aboard");
     a.expect("✓✓");
 }
 
@@ -305,9 +323,9 @@ fn without_history_nothing_is_kept_across_a_restart() {
     b.expect("💬 Companion: ephemeral");
     drop((a, b));
     server.restart();
-    let a = Client::start(server.port, &["--nick", "Ann", "--to", "Bob"]);
+    let a = server.start_client(&["--nick", "Ann", "--to", "Bob"]);
     a.expect("Waiting for Bob");
-    let b = Client::start(server.port, &["--nick", "Bob", "--to", "Ann"]);
+    let b = server.start_client(&["--nick", "Bob", "--to", "Ann"]);
     b.expect("Connected to Ann");
     b.say("fresh");
     a.expect("💬 Companion: fresh");
@@ -325,9 +343,9 @@ fn retention_deletes_old_messages() {
     drop((a, b));
     server.expect_log("Deleted");
     server.restart();
-    let a = Client::start(server.port, &["--nick", "Ann", "--to", "Bob"]);
+    let a = server.start_client(&["--nick", "Ann", "--to", "Bob"]);
     a.expect("Waiting for Bob");
-    let b = Client::start(server.port, &["--nick", "Bob", "--to", "Ann"]);
+    let b = server.start_client(&["--nick", "Bob", "--to", "Ann"]);
     b.expect("Connected to Ann");
     b.say("new");
     a.expect("💬 Companion: new");
@@ -362,7 +380,10 @@ fn an_unusable_data_dir_is_a_clear_error_at_start() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").expect("write file");
     let stderr = refused_at_start(&file.join("history"));
-    assert!(stderr.contains("Could not open the history in"), "{stderr}");
+    assert!(
+        stderr.contains("Could not create the data directory"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use p2pchat_proto::{encode_to_vec, ErrorCode, Frame};
-use support::{assert_chat_works, Client, KeepAlive, Raw, Server};
+use support::{assert_chat_works, KeepAlive, Raw, Server};
 
 #[test]
 fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
-    let server = Server::start(&["--heartbeat", "5s"]);
+    let server = Server::plain(&["--heartbeat", "5s"]);
     let (mut probe_a, mut probe_b) = Raw::pair(server.port, "ProbeA", "ProbeB");
     let (sender, paused) = Raw::pair(server.port, "Firehose", "Paused");
     let baseline = server.rss_kib();
@@ -86,7 +86,7 @@ fn a_receiver_that_stops_reading_cannot_grow_the_relay() {
 
 #[test]
 fn newcomers_beyond_max_connections_are_told_the_server_is_full() {
-    let server = Server::start(&["--max-connections", "2"]);
+    let server = Server::plain(&["--max-connections", "2"]);
     let (mut a, mut b) = Raw::pair(server.port, "First", "Second");
     let mut third = server.raw();
     let frames = third.expect_closed();
@@ -97,10 +97,8 @@ fn newcomers_beyond_max_connections_are_told_the_server_is_full() {
         }
         other => panic!("{other:?}"),
     }
-    let mut client = Client::start(server.port, &["--nick", "Late"]);
-    assert!(client
-        .next_line()
-        .contains("the server is full (2 connections); try again later"));
+    let mut client = server.start_client(&["--nick", "Late"]);
+    client.expect("the server is full (2 connections); try again later");
     assert_eq!(client.wait_exit().code(), Some(1));
     server.expect_log("⛔ Connection limit of 2 reached");
     assert_chat_works(&mut a, &mut b, "at the limit");
@@ -113,7 +111,7 @@ fn newcomers_beyond_max_connections_are_told_the_server_is_full() {
 
 #[test]
 fn running_out_of_file_descriptors_is_survived() {
-    let server = Server::start_with_open_files(48, &["--max-connections", "1000"]);
+    let server = Server::start_with_open_files(48, &["--plaintext", "--max-connections", "1000"]);
     server.expect_log("📂 Open-files limit 48");
     let (mut a, mut b) = Raw::pair(server.port, "Keep1", "Keep2");
     // More connections than the process can have files: the kernel queues them, accept fails

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use p2pchat_proto::{decode, encode_to_vec, ChatMessage, Frame, PROTOCOL_VERSION};
+use p2pchat_secure::Identity;
 
 /// How long any single expected event may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -109,16 +110,46 @@ pub fn msg(text: &str) -> Frame {
         seq: 0,
         sent_ms: 0,
         id,
-        text: text.into(),
+        body: text.as_bytes().to_vec(),
     })
 }
 
-/// The text of a `Message` frame.
+/// The body of a `Message` frame as text (raw clients send plain bodies: the relay cannot tell
+/// them from end-to-end envelopes, and forwards both).
 pub fn text_of(frame: &Frame) -> Option<&str> {
     match frame {
-        Frame::Message(message) => Some(&message.text),
+        Frame::Message(message) => std::str::from_utf8(&message.body).ok(),
         _ => None,
     }
+}
+
+/// The identity a test uses for `nick`: the same in every run and every process of a test
+/// binary and for every spelling of the nickname, different for different nicknames.
+pub fn identity_of(nick: &str) -> Identity {
+    let nick = p2pchat_proto::fold_nick(nick);
+    let mut seed = [0u8; 32];
+    seed[0] = 0xA5;
+    for (i, byte) in nick.bytes().enumerate() {
+        seed[1 + i % 31] ^= byte.rotate_left(i as u32 / 31);
+    }
+    seed[31] ^= nick.len() as u8;
+    Identity::from_seed(&seed)
+}
+
+/// Directory of this test process's identity files (one per nickname, like a user's).
+fn identity_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("identity dir"))
+        .path()
+}
+
+/// The identity file of `nick` (created on first use with `identity_of`).
+pub fn identity_file(nick: &str) -> std::path::PathBuf {
+    let path = identity_dir().join(format!("{}.key", p2pchat_proto::fold_nick(nick)));
+    if !path.exists() {
+        identity_of(nick).save(&path).expect("write identity file");
+    }
+    path
 }
 
 /// A relay started as `p2pchat server 127.0.0.1 0 EXTRA...`, keeping its history in a
@@ -132,6 +163,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// A relay serving plain TCP (`--plaintext`), for tests that speak raw frames to it.
+    pub fn plain(extra: &[&str]) -> Self {
+        let mut args = vec!["--plaintext"];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     pub fn start(extra: &[&str]) -> Self {
         let data = Self::own_data_dir(extra);
         let mut command = Command::new(binary());
@@ -153,11 +191,25 @@ impl Server {
         Self::spawn(command, extra, data)
     }
 
+    /// Every relay gets a data dir of its own (certificate, nickname owners, history) unless
+    /// `extra` names one.
     fn own_data_dir(extra: &[&str]) -> Option<Arc<tempfile::TempDir>> {
-        let chosen = extra
-            .iter()
-            .any(|a| *a == "--no-history" || *a == "--data-dir");
+        let chosen = extra.contains(&"--data-dir");
         (!chosen).then(|| Arc::new(tempfile::tempdir().expect("temporary data dir")))
+    }
+
+    /// Whether the relay serves plain TCP (`--plaintext`) instead of TLS.
+    pub fn plaintext(&self) -> bool {
+        self.extra.iter().any(|a| a == "--plaintext")
+    }
+
+    /// The client options that go with this relay's transport.
+    fn transport(&self) -> &'static [&'static str] {
+        if self.plaintext() {
+            &["--plaintext"]
+        } else {
+            &[]
+        }
     }
 
     fn with_data(command: &mut Command, data: &Option<Arc<tempfile::TempDir>>) {
@@ -245,11 +297,24 @@ impl Server {
         self.client_with(nick, &[])
     }
 
-    /// A scripted client started with `extra` options that has logged in as `nick`.
+    /// A scripted client started with `extra` options that has logged in as `nick` (typed as
+    /// its first line), with `nick`'s identity file.
     pub fn client_with(&self, nick: &str, extra: &[&str]) -> Client {
-        let client = Client::start(self.port, extra);
+        let identity = identity_file(nick);
+        let identity = identity.to_str().expect("UTF-8 path");
+        let mut args = vec!["--identity", identity];
+        args.extend_from_slice(self.transport());
+        args.extend_from_slice(extra);
+        let client = Client::start(self.port, &args);
         client.say(nick);
         client
+    }
+
+    /// `Client::start` with the options that go with this relay's transport.
+    pub fn start_client(&self, extra: &[&str]) -> Client {
+        let mut args = self.transport().to_vec();
+        args.extend_from_slice(extra);
+        Client::start(self.port, &args)
     }
 
     /// Two scripted clients paired with each other (the first must be the only one waiting).
@@ -264,10 +329,17 @@ impl Server {
         let b = self.client_with(second, extra);
         b.expect(&format!("Connected to {first}"));
         a.expect(&format!("Connected to {second}"));
+        // Each then learns the other's key; what follows is the conversation itself.
+        b.expect(&format!("🔑 {first}'s identity key is "));
+        a.expect(&format!("🔑 {second}'s identity key is "));
         (a, b)
     }
 
     pub fn raw(&self) -> Raw {
+        assert!(
+            self.plaintext(),
+            "raw clients speak plain TCP: start the relay with --plaintext"
+        );
         Raw::connect(self.port)
     }
 }
@@ -284,18 +356,36 @@ impl Drop for Server {
     }
 }
 
-/// `p2pchat client 127.0.0.1 PORT` in scripting mode (stdin and stdout are pipes).
+/// `p2pchat client 127.0.0.1 PORT` in scripting mode (stdin and stdout are pipes), with a
+/// config dir of its own (known relays, companions' keys) and, when `--nick NAME` is among its
+/// options and no `--identity`, NAME's identity file.
 pub struct Client {
     pub child: Child,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     out: Lines,
+    config: tempfile::TempDir,
 }
 
 impl Client {
     pub fn start(port: u16, extra: &[&str]) -> Self {
+        Self::start_in(port, extra, tempfile::tempdir().expect("client config dir"))
+    }
+
+    /// `start`, with `config` as the client's config dir (known relays, companions' keys).
+    pub fn start_in(port: u16, extra: &[&str], config: tempfile::TempDir) -> Self {
+        let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let nick = extra
+            .windows(2)
+            .find(|pair| pair[0] == "--nick")
+            .map(|pair| pair[1]);
+        if let (Some(nick), false) = (nick, extra.contains(&"--identity")) {
+            args.push("--identity".into());
+            args.push(identity_file(nick).to_string_lossy().into_owned());
+        }
         let mut child = Command::new(binary())
             .args(["client", "127.0.0.1", &port.to_string()])
-            .args(extra)
+            .args(&args)
+            .env("XDG_CONFIG_HOME", config.path())
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -304,7 +394,17 @@ impl Client {
             .expect("start client");
         let out = Lines::spawn(child.stdout.take().expect("stdout"));
         let stdin = Arc::new(Mutex::new(child.stdin.take()));
-        Self { child, stdin, out }
+        Self {
+            child,
+            stdin,
+            out,
+            config,
+        }
+    }
+
+    /// The client's config dir (`XDG_CONFIG_HOME`).
+    pub fn config_dir(&self) -> &std::path::Path {
+        self.config.path()
     }
 
     /// Types a line.
@@ -399,6 +499,8 @@ impl Drop for Client {
 pub struct Raw {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// The challenge of this connection's `Welcome`.
+    pub challenge: [u8; 32],
 }
 
 const RAW_MAX_FRAME: usize = 1 << 20;
@@ -411,6 +513,7 @@ impl Raw {
         Self {
             stream,
             buf: Vec::new(),
+            challenge: [0; 32],
         }
     }
 
@@ -499,8 +602,36 @@ impl Raw {
             client: "raw test client".into(),
         });
         let welcome = self.recv();
-        assert!(matches!(welcome, Frame::Welcome { .. }), "{welcome:?}");
+        let Frame::Welcome { challenge, .. } = welcome else {
+            panic!("expected Welcome, got {welcome:?}");
+        };
+        self.challenge = challenge;
         welcome
+    }
+
+    /// `Nick` for `nick`, proved with `nick`'s test identity over this connection's challenge.
+    pub fn nick_frame(&self, nick: &str) -> Frame {
+        self.nick_frame_as(nick, &identity_of(nick))
+    }
+
+    /// `Nick` for `nick`, proved with `identity`.
+    pub fn nick_frame_as(&self, nick: &str, identity: &Identity) -> Frame {
+        Frame::Nick {
+            nick: nick.into(),
+            key: identity.public_key(),
+            proof: identity.sign_login(&self.challenge, nick),
+        }
+    }
+
+    /// `Resume` for `nick` with `token`, proved with `nick`'s test identity.
+    pub fn resume_frame(&self, nick: &str, token: [u8; 16]) -> Frame {
+        let identity = identity_of(nick);
+        Frame::Resume {
+            nick: nick.into(),
+            token,
+            key: identity.public_key(),
+            proof: identity.sign_login(&self.challenge, nick),
+        }
     }
 
     /// Handshake and nickname; returns the frame after `NickOk` (`Waiting` or `Paired`).
@@ -508,7 +639,7 @@ impl Raw {
     pub fn login(port: u16, nick: &str) -> (Self, Frame) {
         let mut raw = Self::connect(port);
         raw.hello();
-        raw.send(&Frame::Nick(nick.into()));
+        raw.send(&raw.nick_frame(nick));
         let accepted = raw.recv();
         assert!(
             matches!(&accepted, Frame::NickOk { nick: n, .. } if n == nick),
@@ -599,6 +730,32 @@ pub struct Proxy {
     pub port: u16,
     live: Arc<Mutex<Vec<(TcpStream, TcpStream)>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Every byte that went through, both directions (up to `CAPTURE_LIMIT`).
+    captured: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Most bytes a proxy keeps of what went through it.
+const CAPTURE_LIMIT: usize = 64 << 20;
+
+/// Copies `from` to `to` until either ends, keeping a copy of the bytes in `captured`.
+fn pipe(mut from: TcpStream, mut to: TcpStream, captured: &Mutex<Vec<u8>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        {
+            let mut captured = captured.lock().unwrap();
+            if captured.len() + n <= CAPTURE_LIMIT {
+                captured.extend_from_slice(&buf[..n]);
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl Proxy {
@@ -608,7 +765,8 @@ impl Proxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let live: Arc<Mutex<Vec<(TcpStream, TcpStream)>>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (conns, stopped) = (live.clone(), stop.clone());
+        let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let (conns, stopped, tap) = (live.clone(), stop.clone(), captured.clone());
         thread::spawn(move || {
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok((client, _)) = listener.accept() else {
@@ -621,7 +779,7 @@ impl Proxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                for (mut from, mut to) in [
+                for (from, to) in [
                     (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
@@ -631,15 +789,23 @@ impl Proxy {
                         client.try_clone().expect("clone"),
                     ),
                 ] {
-                    thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
+                    let tap = tap.clone();
+                    thread::spawn(move || pipe(from, to, &tap));
                 }
                 conns.lock().unwrap().push((client, server));
             }
         });
-        Self { port, live, stop }
+        Self {
+            port,
+            live,
+            stop,
+            captured,
+        }
+    }
+
+    /// Every byte that has gone through the proxy so far, both directions interleaved.
+    pub fn captured(&self) -> Vec<u8> {
+        self.captured.lock().unwrap().clone()
     }
 
     /// Closes every connection going through the proxy, in both directions.
