@@ -1,0 +1,40 @@
+//! Feeds arbitrary message bodies to a client's end-to-end check (`Channel::open`), as a relay
+//! or a companion gone bad could deliver them, and mutates genuine envelopes. It fails if
+//! opening panics, if anything but the untouched envelope opens, or if what opens differs from
+//! what was sealed.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use p2pchat_secure::{Channel, Identity};
+
+fuzz_target!(|data: &[u8]| {
+    let alice = Identity::from_seed(&[1; 32]);
+    let bob = Identity::from_seed(&[2; 32]);
+    let (Ok(to_bob), Ok(from_alice)) = (
+        Channel::new(&alice, &bob.public_key()),
+        Channel::new(&bob, &alice.public_key()),
+    ) else {
+        panic!("fixed keys are valid");
+    };
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let id = [control; 16];
+    // Arbitrary bytes as a body, from either side.
+    let _ = from_alice.open(control & 1 == 0, &id, rest);
+
+    // A genuine envelope of the input's lines, then one byte changed or the end cut off.
+    let text = String::from_utf8_lossy(rest);
+    let lines: Vec<&str> = text.split('\n').take(64).collect();
+    let sealed = to_bob.seal(&id, u64::from(control), &lines).expect("seal");
+    let opened = from_alice.open(false, &id, &sealed).expect("genuine envelope");
+    assert_eq!(opened.texts, lines);
+    assert_eq!(opened.counter, u64::from(control));
+    let at = usize::from(control) % sealed.len();
+    let mut altered = sealed.clone();
+    altered[at] ^= 1 | control;
+    assert!(from_alice.open(false, &id, &altered).is_err(), "altered byte {at} opened");
+    assert!(from_alice.open(false, &id, &sealed[..at]).is_err(), "cut envelope opened");
+    assert!(to_bob.open(false, &id, &sealed).is_err(), "reflected envelope opened");
+});
