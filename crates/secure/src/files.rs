@@ -20,8 +20,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         create_private_dir(dir)?;
     }
+    // Unique per process and call: two clients of one user may rewrite the same file at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
+    temporary.push(format!(".tmp.{}.{call}", std::process::id()));
     let temporary = Path::new(&temporary);
     let _ = fs::remove_file(temporary);
     let mut file = fs::OpenOptions::new()

@@ -39,9 +39,11 @@ impl PinFile {
         self.lines.iter().find_map(|line| parse(line, name))
     }
 
-    /// Pins `value` for `name` (replacing an earlier value) and writes the file.
+    /// Pins `value` for `name` (replacing an earlier value) and writes the file. What other
+    /// processes wrote since this one loaded it is read again first and kept.
     pub fn set(&mut self, name: &str, value: &str) -> io::Result<()> {
         debug_assert!(!name.contains(char::is_whitespace));
+        *self = Self::load(&self.path)?;
         let line = format!("{name} {value}");
         match self.lines.iter().position(|l| parse(l, name).is_some()) {
             Some(at) => self.lines[at] = line,
@@ -77,5 +79,17 @@ mod tests {
         assert_eq!(again.get("b:2"), Some("BB"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "# my relays\nbroken-line\na:1 CC\nb:2 BB\n");
+    }
+
+    #[test]
+    fn two_writers_keep_each_others_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("companions");
+        let mut first = PinFile::load(&path).unwrap();
+        let mut second = PinFile::load(&path).unwrap();
+        first.set("x/a", "1").unwrap();
+        second.set("x/b", "2").unwrap();
+        let again = PinFile::load(&path).unwrap();
+        assert_eq!((again.get("x/a"), again.get("x/b")), (Some("1"), Some("2")));
     }
 }
