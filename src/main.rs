@@ -32,7 +32,7 @@ enum Command {
     Server(serve::ServerArgs),
     /// Connect to a relay and chat.
     #[command(
-        after_help = "Type a line and press Enter to send it; /help lists commands (/who, /verify, \
+        after_help = "Type a line and press Enter to send it; /help lists commands (/who, \
         /chat NAME, /history [N], /verify, /release), /exit (or Ctrl+C, Ctrl+D) quits.\n\n\
         Receipts: ✓ means the server stored your messages (a line is printed while your \
         companion is away), ✓✓ that your companion received them. If the connection \
