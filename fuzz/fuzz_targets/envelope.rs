@@ -5,18 +5,30 @@
 
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use p2pchat_secure::{Channel, Identity};
 
+/// Alice's channel to Bob and Bob's from Alice, made once (key agreement is the slow part, and
+/// not what is fuzzed here).
+fn channels() -> &'static (Channel, Channel) {
+    static CHANNELS: OnceLock<(Channel, Channel)> = OnceLock::new();
+    CHANNELS.get_or_init(|| {
+        let alice = Identity::from_seed(&[1; 32]);
+        let bob = Identity::from_seed(&[2; 32]);
+        match (
+            Channel::new(&alice, &bob.public_key()),
+            Channel::new(&bob, &alice.public_key()),
+        ) {
+            (Ok(to_bob), Ok(from_alice)) => (to_bob, from_alice),
+            _ => panic!("fixed keys are valid"),
+        }
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
-    let alice = Identity::from_seed(&[1; 32]);
-    let bob = Identity::from_seed(&[2; 32]);
-    let (Ok(to_bob), Ok(from_alice)) = (
-        Channel::new(&alice, &bob.public_key()),
-        Channel::new(&bob, &alice.public_key()),
-    ) else {
-        panic!("fixed keys are valid");
-    };
+    let (to_bob, from_alice) = channels();
     let Some((&control, rest)) = data.split_first() else {
         return;
     };
