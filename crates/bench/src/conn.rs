@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use bytes::{Buf, BytesMut};
 use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
-use p2pchat_proto::{Frame, MessageId};
+use p2pchat_proto::{ErrorCode, Frame, MessageId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
@@ -31,8 +31,12 @@ pub enum Link {
 /// shared by both (tokio's `split` locks it for each read or write).
 enum ReadHalf {
     Tcp(OwnedReadHalf),
-    Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>),
+    /// With a buffer of plaintext read and copied on at once (see `read_buf`).
+    Tls(tokio::io::ReadHalf<Box<TlsStream<TcpStream>>>, Box<[u8]>),
 }
+
+/// Bytes of plaintext taken from a TLS session per read: a whole record.
+const TLS_READ: usize = 16 * 1024;
 
 /// The write half of a `Link`.
 enum WriteHalf {
@@ -44,7 +48,13 @@ impl ReadHalf {
     async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
         match self {
             Self::Tcp(half) => half.read_buf(buf).await,
-            Self::Tls(half) => half.read_buf(buf).await,
+            // Not `read_buf`: tokio-rustls zero-fills the spare capacity it is handed on every
+            // call (64 KiB here), which cost more than the decryption on small messages.
+            Self::Tls(half, scratch) => {
+                let n = half.read(scratch).await?;
+                buf.extend_from_slice(&scratch[..n]);
+                Ok(n)
+            }
         }
     }
 }
@@ -159,7 +169,10 @@ pub fn split(link: Link, proto: Proto, max: usize) -> (Writer, Reader) {
         }
         Link::Tls(stream) => {
             let (read, write) = tokio::io::split(stream);
-            (ReadHalf::Tls(read), WriteHalf::Tls(write))
+            (
+                ReadHalf::Tls(read, vec![0; TLS_READ].into_boxed_slice()),
+                WriteHalf::Tls(write),
+            )
         }
     };
     let writer = Writer(Arc::new(Mutex::new(write)));
@@ -251,7 +264,14 @@ impl Reader {
                         | Frame::Conversation(_),
                     ) => None,
                     Parsed::Frame(Frame::Error { code, text, .. }) => {
-                        bail!("the relay sent an error ({code:?}): {text}")
+                        let hint = match code {
+                            ErrorCode::RateLimited | ErrorCode::TooManyConnections => {
+                                " (a load generator needs the relay's limits off: start it with \
+                                 --max-rate 0 --max-per-ip 0)"
+                            }
+                            _ => "",
+                        };
+                        bail!("the relay sent an error ({code:?}): {text}{hint}")
                     }
                     Parsed::Frame(Frame::Shutdown(reason)) => {
                         bail!("the relay is shutting down: {reason}")
