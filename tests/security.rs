@@ -311,3 +311,85 @@ fn altered_and_replayed_messages_are_refused_and_reported() {
         "altered or replayed text was shown"
     );
 }
+
+#[test]
+fn a_relay_with_a_ca_issued_certificate_is_checked_against_the_ca() {
+    // A certificate for 127.0.0.1 (self-signed: it is its own CA here), served with --cert/--key.
+    let pki = tempfile::tempdir().unwrap();
+    let issued = p2pchat_secure::tls::ServerTls::self_signed(pki.path(), vec!["127.0.0.1".into()])
+        .expect("certificate");
+    let (cert, key) = (pki.path().join("cert.pem"), pki.path().join("key.pem"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let server = Server::start(&["--cert", cert, "--key", key]);
+    assert!(server
+        .log()
+        .iter()
+        .any(|line| line.contains(&issued.fingerprint)));
+    let (a, b) = pair(server.port, &["--ca", cert], "Ann", "Bob");
+    a.say("checked by the CA");
+    b.expect("💬 Companion: checked by the CA");
+    assert!(!a.output().iter().any(|l| l.contains("First connection")));
+    assert!(!a.config_dir().join("p2pchat/known_hosts").exists());
+    // Another CA's certificate is not accepted.
+    let other = tempfile::tempdir().unwrap();
+    p2pchat_secure::tls::ServerTls::self_signed(other.path(), vec!["127.0.0.1".into()]).unwrap();
+    let other_ca = other.path().join("cert.pem");
+    let mut refused = Client::start(
+        server.port,
+        &["--nick", "Eve", "--ca", other_ca.to_str().unwrap()],
+    );
+    refused.expect("Could not connect");
+    assert_eq!(refused.wait_exit().code(), Some(1));
+}
+
+#[test]
+fn a_companions_new_key_is_announced_loudly() {
+    let server = Server::start(&[]);
+    // Ann meets Bob and remembers his key.
+    let ann_config = tempfile::tempdir().unwrap();
+    let ann_dir = ann_config.path().to_path_buf();
+    let mut ann = Client::start_in(server.port, &["--nick", "Ann", "--to", "Bob"], ann_config);
+    ann.expect("Waiting for Bob");
+    let mut bob = server.start_client(&["--nick", "Bob", "--to", "Ann"]);
+    ann.expect("🔑 Bob's identity key is ");
+    // Bob gives his nickname up; someone with another key takes it.
+    bob.say("/release");
+    bob.expect("released");
+    bob.say("/exit");
+    assert!(bob.wait_exit().success());
+    ann.say("/exit");
+    assert!(ann.wait_exit().success());
+    let keys = tempfile::tempdir().unwrap();
+    let other = keys.path().join("identity");
+    let mut new_bob = server.start_client(&[
+        "--nick",
+        "Bob",
+        "--to",
+        "Ann",
+        "--identity",
+        other.to_str().unwrap(),
+    ]);
+    new_bob.expect("Waiting for Ann");
+    // Ann, with the key she pinned, hears of the change before anything else Bob says.
+    let kept = tempfile::TempDir::new().unwrap();
+    copy_dir(&ann_dir, kept.path());
+    let ann = Client::start_in(server.port, &["--nick", "Ann", "--to", "Bob"], kept);
+    ann.expect("THE IDENTITY KEY OF YOUR COMPANION HAS CHANGED");
+    new_bob.say("trust me");
+    ann.expect("💬 Companion: trust me");
+    new_bob.say("/exit");
+    new_bob.wait_exit();
+}
+
+/// Copies a client's config dir (the original went with its client).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
