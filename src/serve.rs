@@ -60,6 +60,10 @@ pub(crate) struct ServerArgs {
     /// client is slowed down and told so, nothing is dropped (0: no limit).
     #[arg(long, value_name = "N", default_value_t = p2pchat_server::DEFAULT_MAX_RATE)]
     max_rate: u32,
+    /// Largest file a client may send through the relay, in bytes (files are forwarded live,
+    /// never stored).
+    #[arg(long, value_name = "BYTES", default_value_t = p2pchat_server::DEFAULT_MAX_FILE)]
+    max_file: u64,
     /// Delete stored messages older than this, e.g. 30d or 12h [default: keep everything]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "no_history")]
     retention: Option<Duration>,
@@ -85,6 +89,7 @@ pub(crate) async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         tls,
         max_per_ip: args.max_per_ip,
         max_rate: args.max_rate,
+        max_file: args.max_file,
     };
     anyhow::ensure!(config.max_message > 0, "--max-message must be at least 1");
     anyhow::ensure!(

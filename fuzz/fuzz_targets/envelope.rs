@@ -1,4 +1,5 @@
-//! Feeds arbitrary message bodies to a client's end-to-end check (`Channel::open`), as a relay
+//! Feeds arbitrary message bodies and file chunks to a client's end-to-end checks
+//! (`Channel::open`, `open_chunk`) and arbitrary bytes to the file control decoder, as a relay
 //! or a companion gone bad could deliver them, and mutates genuine envelopes. It fails if
 //! opening panics, if anything but the untouched envelope opens, or if what opens differs from
 //! what was sealed.
@@ -8,7 +9,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use p2pchat_secure::{Channel, Identity};
+use p2pchat_secure::{Channel, FileControl, Identity};
 
 /// Alice's channel to Bob and Bob's from Alice, made once (key agreement is the slow part, and
 /// not what is fuzzed here).
@@ -33,8 +34,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let id = [control; 16];
-    // Arbitrary bytes as a body, from either side.
+    // Arbitrary bytes as a body or a file chunk, from either side, and as a file control
+    // message (what an authenticated but hostile companion could send).
     let _ = from_alice.open(control & 1 == 0, &id, rest);
+    let _ = from_alice.open_chunk(control & 1 == 0, &id, u64::from(control), rest);
+    if let Ok(file) = FileControl::decode(rest) {
+        let mut again = Vec::new();
+        file.encode(&mut again).expect("a decoded control message encodes");
+        assert_eq!(FileControl::decode(&again), Ok(file));
+    }
 
     // A genuine envelope of the input's lines, then one byte changed or the end cut off.
     let text = String::from_utf8_lossy(rest);
@@ -49,4 +57,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(from_alice.open(false, &id, &altered).is_err(), "altered byte {at} opened");
     assert!(from_alice.open(false, &id, &sealed[..at]).is_err(), "cut envelope opened");
     assert!(to_bob.open(false, &id, &sealed).is_err(), "reflected envelope opened");
+
+    // A genuine chunk of the input's bytes, then moved to another offset.
+    let mut chunk = Vec::new();
+    to_bob.seal_chunk(&id, 7, rest, &mut chunk).expect("seal chunk");
+    assert_eq!(from_alice.open_chunk(false, &id, 7, &chunk).as_deref(), Ok(rest));
+    assert!(from_alice.open_chunk(false, &id, 8, &chunk).is_err(), "moved chunk opened");
 });

@@ -45,14 +45,18 @@ impl Lines {
 
     /// The next line containing `needle`, skipping others; panics after `WAIT`.
     fn expect(&self, needle: &str, who: &str) -> String {
-        let deadline = Instant::now() + WAIT;
+        self.expect_within(needle, who, WAIT)
+    }
+
+    fn expect_within(&self, needle: &str, who: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return line,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => panic!(
-                    "{who}: no line containing {needle:?} within {WAIT:?}; saw:\n{}",
+                    "{who}: no line containing {needle:?} within {wait:?}; saw:\n{}",
                     self.seen.lock().unwrap().join("\n")
                 ),
                 Err(RecvTimeoutError::Disconnected) => panic!(
@@ -470,6 +474,11 @@ impl Client {
     /// Ends the client's input (like Ctrl+D).
     pub fn close_input(&self) {
         self.stdin.lock().unwrap().take();
+    }
+
+    /// `expect`, waiting up to `wait` (for what takes long even when all is well).
+    pub fn expect_within(&self, needle: &str, wait: Duration) -> String {
+        self.out.expect_within(needle, "client", wait)
     }
 
     pub fn expect(&self, needle: &str) -> String {

@@ -7,8 +7,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::frame::{
-    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame, FrameType, LeftReason,
-    OnlineEntry,
+    ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, FileChunk, Frame, FrameType,
+    LeftReason, OnlineEntry,
 };
 use crate::{HELLO_MAGIC, MAX_SHORT_TEXT};
 
@@ -17,6 +17,9 @@ pub const HEADER_LEN: usize = 5;
 
 /// Bytes of a `Message` payload before its body: seq (8), sent_ms (8), id (16).
 pub const MESSAGE_HEAD: usize = 32;
+
+/// Bytes of a `Chunk` payload before its body: transfer (16), offset (8).
+pub const CHUNK_HEAD: usize = 24;
 
 /// Writes the relay's `seq` and `sent_ms` into an encoded `Message` frame (header included), in
 /// place. The caller has checked that `frame` is a whole `Message` frame.
@@ -228,6 +231,11 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_i64(message.sent_ms);
             out.put_slice(&message.id);
             out.put_slice(&message.body);
+        }
+        Frame::Chunk(chunk) => {
+            out.put_slice(&chunk.transfer);
+            out.put_u64(chunk.offset);
+            out.put_slice(&chunk.body);
         }
         Frame::Conversation(info) => {
             out.put_u64(info.last_seq);
@@ -509,6 +517,11 @@ impl<'a> Fields<'a> {
             FrameType::ChatWith => Frame::ChatWith(self.short_text()?),
             FrameType::WaitingFor => Frame::WaitingFor(self.short_text()?),
             FrameType::Release => Frame::Release,
+            FrameType::Chunk => Frame::Chunk(FileChunk {
+                transfer: self.take()?,
+                offset: self.u64()?,
+                body: self.message_body()?,
+            }),
             FrameType::Released => Frame::Released(self.short_text()?),
             FrameType::Error => {
                 let code = ErrorCode::from_u16(self.u16()?);

@@ -46,6 +46,11 @@ fn all_kinds() -> Vec<Frame> {
         },
         Frame::Release,
         Frame::Released("Nick1".into()),
+        Frame::Chunk(crate::FileChunk {
+            transfer: [6; 16],
+            offset: 1 << 33,
+            body: vec![1, 2, 3],
+        }),
         Frame::Conversation(ConversationInfo {
             companion: "Nick2".into(),
             companion_key: [4; 32],
@@ -312,6 +317,16 @@ fn any_frame() -> impl Strategy<Value = Frame> {
             }
         }),
         Just(Frame::Release),
+        (
+            any::<[u8; 16]>(),
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 1..100)
+        )
+            .prop_map(|(transfer, offset, body)| Frame::Chunk(crate::FileChunk {
+                transfer,
+                offset,
+                body
+            })),
         short.prop_map(Frame::Released),
         (any::<u64>(), any::<u32>()).prop_map(|(first_seq, count)| Frame::Ack { count, first_seq }),
         any::<u64>().prop_map(Frame::Received),

@@ -212,6 +212,10 @@ pub enum Frame {
     Release,
     /// S→C: the nickname is no longer owned by any key.
     Released(String),
+    /// Both ways: a piece of a file, end-to-end sealed (docs/PROTOCOL.md §7.9). The relay
+    /// forwards it to the companion if connected, byte for byte, and keeps nothing: files are
+    /// not history.
+    Chunk(FileChunk),
     /// S→C: something the client sent was refused.
     Error {
         /// What went wrong, machine-readable.
@@ -221,6 +225,17 @@ pub enum Frame {
         /// What went wrong, for a person.
         text: String,
     },
+}
+
+/// A piece of a file (`Chunk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChunk {
+    /// The transfer it belongs to (chosen by the sender).
+    pub transfer: [u8; 16],
+    /// Where its bytes go in the file.
+    pub offset: u64,
+    /// The sealed bytes (non-empty).
+    pub body: Vec<u8>,
 }
 
 /// One line of an `Online` answer.
@@ -305,6 +320,8 @@ byte_enum! {
         Release = 0x1A,
         /// `Frame::Released`.
         Released = 0x1B,
+        /// `Frame::Chunk`.
+        Chunk = 0x1C,
     }
 }
 
@@ -377,6 +394,10 @@ pub enum ErrorCode {
     RateLimited,
     /// Too many connections from the client's address.
     TooManyConnections,
+    /// A `Chunk` could not be delivered: the companion is not connected (nothing is kept).
+    NotDelivered,
+    /// A `Chunk` reaches past the relay's file size limit.
+    FileTooLarge,
     /// A code this version does not know (kept so newer relays can add codes).
     Other(u16),
 }
@@ -405,6 +426,8 @@ impl ErrorCode {
             Self::BadProof => 18,
             Self::RateLimited => 19,
             Self::TooManyConnections => 20,
+            Self::NotDelivered => 21,
+            Self::FileTooLarge => 22,
             Self::Other(code) => code,
         }
     }
@@ -432,6 +455,8 @@ impl ErrorCode {
             18 => Self::BadProof,
             19 => Self::RateLimited,
             20 => Self::TooManyConnections,
+            21 => Self::NotDelivered,
+            22 => Self::FileTooLarge,
             other => Self::Other(other),
         }
     }
@@ -468,6 +493,7 @@ impl Frame {
             Self::HistoryEnd { .. } => FrameType::HistoryEnd,
             Self::Release => FrameType::Release,
             Self::Released(_) => FrameType::Released,
+            Self::Chunk(_) => FrameType::Chunk,
         }
     }
 }

@@ -5,17 +5,19 @@
 //! form of what is defined here.
 
 mod codec;
+mod file_name;
 mod frame;
 mod nick;
 
 pub use codec::{
     decode, encode, encode_to_bytes, encode_to_vec, message_id, message_seq, peek_header,
-    stamp_message, DecodeError, Header, HEADER_LEN, MESSAGE_HEAD,
+    stamp_message, DecodeError, Header, CHUNK_HEAD, HEADER_LEN, MESSAGE_HEAD,
 };
+pub use file_name::{safe_file_name, MAX_FILE_NAME_BYTES};
 pub use frame::{
-    login_transcript, Challenge, ChatMessage, ConversationInfo, EarlierMessage, ErrorCode, Frame,
-    FrameType, LeftReason, MessageId, OnlineEntry, PublicKey, ResumeToken, Signature,
-    LOGIN_CONTEXT,
+    login_transcript, Challenge, ChatMessage, ConversationInfo, EarlierMessage, ErrorCode,
+    FileChunk, Frame, FrameType, LeftReason, MessageId, OnlineEntry, PublicKey, ResumeToken,
+    Signature, LOGIN_CONTEXT,
 };
 pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
 

@@ -24,6 +24,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::identity::{x25519_public, Identity};
+use crate::transfer::{FileControl, TransferId};
 
 /// The envelope format this version writes and reads.
 pub const VERSION: u8 = 1;
@@ -39,6 +40,8 @@ pub const PLAIN_HEAD: usize = 1 + 8 + 2;
 pub const LINE_HEAD: usize = 4;
 /// Plaintext kind: text lines.
 pub const KIND_TEXT: u8 = 1;
+/// Plaintext kind: a file transfer's control message (`FileControl`).
+pub const KIND_FILE: u8 = 2;
 /// Domain separation for the associated data.
 const AAD_CONTEXT: &[u8; 15] = b"p2pchat e2e v1\0";
 
@@ -74,8 +77,10 @@ pub enum E2eError {
 pub struct Plain {
     /// The sender's counter: strictly increasing over everything it sends in a conversation.
     pub counter: u64,
-    /// The lines, in the order they were typed.
+    /// The lines, in the order they were typed (none for a file control message).
     pub texts: Vec<String>,
+    /// A file transfer's control message, for an envelope of that kind.
+    pub file: Option<FileControl>,
 }
 
 /// The end-to-end channel between this client and one companion.
@@ -143,6 +148,73 @@ impl Channel {
         out: &mut Vec<u8>,
     ) -> Result<(), E2eError> {
         let count = u16::try_from(texts.len()).map_err(|_| E2eError::TooManyLines)?;
+        let aad = associated_data(&self.mine, &self.theirs, id);
+        self.seal_with(&aad, out, |out| {
+            out.push(KIND_TEXT);
+            out.extend_from_slice(&counter.to_be_bytes());
+            out.extend_from_slice(&count.to_be_bytes());
+            for text in texts {
+                let len = u32::try_from(text.len()).map_err(|_| E2eError::TooManyLines)?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            Ok(())
+        })
+    }
+
+    /// An envelope holding a file transfer's control message, as message `id`.
+    pub fn seal_file(
+        &self,
+        id: &MessageId,
+        counter: u64,
+        control: &FileControl,
+    ) -> Result<Vec<u8>, E2eError> {
+        let aad = associated_data(&self.mine, &self.theirs, id);
+        let mut out = Vec::with_capacity(OVERHEAD + PLAIN_HEAD + 64);
+        self.seal_with(&aad, &mut out, |out| {
+            out.push(KIND_FILE);
+            out.extend_from_slice(&counter.to_be_bytes());
+            control.encode(out)
+        })?;
+        Ok(out)
+    }
+
+    /// Appends the envelope of one chunk of a file (bytes `offset..` of transfer `transfer`)
+    /// to `out`. The transfer and offset are bound to it, so a chunk cannot be moved.
+    pub fn seal_chunk(
+        &self,
+        transfer: &TransferId,
+        offset: u64,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), E2eError> {
+        let aad = chunk_data(&self.mine, &self.theirs, transfer, offset);
+        self.seal_with(&aad, out, |out| {
+            out.extend_from_slice(data);
+            Ok(())
+        })
+    }
+
+    /// Opens a chunk envelope of transfer `transfer` at `offset`, sent by the companion (or by
+    /// this client, `from_me`).
+    pub fn open_chunk(
+        &self,
+        from_me: bool,
+        transfer: &TransferId,
+        offset: u64,
+        body: &[u8],
+    ) -> Result<Vec<u8>, E2eError> {
+        let (sender, recipient) = self.direction(from_me);
+        self.open_with(&chunk_data(sender, recipient, transfer, offset), body)
+    }
+
+    /// Seals what `write` appends to `out` after the version and nonce, with `aad`.
+    fn seal_with(
+        &self,
+        aad: &[u8],
+        out: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E2eError>,
+    ) -> Result<(), E2eError> {
         let sequence = self.sealed.fetch_add(1, Ordering::Relaxed);
         let mut nonce = [0; NONCE_LEN];
         nonce[..16].copy_from_slice(&self.nonce_prefix);
@@ -150,18 +222,10 @@ impl Channel {
         out.push(VERSION);
         out.extend_from_slice(&nonce);
         let start = out.len();
-        out.push(KIND_TEXT);
-        out.extend_from_slice(&counter.to_be_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
-        for text in texts {
-            let len = u32::try_from(text.len()).map_err(|_| E2eError::TooManyLines)?;
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(text.as_bytes());
-        }
-        let aad = associated_data(&self.mine, &self.theirs, id);
+        write(out)?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), &aad, &mut out[start..])
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), aad, &mut out[start..])
             .map_err(|_| E2eError::Forged)?;
         out.extend_from_slice(&tag);
         Ok(())
@@ -170,6 +234,22 @@ impl Channel {
     /// Opens an envelope of message `id`, sent by this client (`from_me`, e.g. in history) or
     /// by the companion.
     pub fn open(&self, from_me: bool, id: &MessageId, body: &[u8]) -> Result<Plain, E2eError> {
+        let (sender, recipient) = self.direction(from_me);
+        let plain = self.open_with(&associated_data(sender, recipient, id), body)?;
+        parse_plain(&plain)
+    }
+
+    /// (sender, recipient) of an envelope sent by this client or by the companion.
+    fn direction(&self, from_me: bool) -> (&PublicKey, &PublicKey) {
+        if from_me {
+            (&self.mine, &self.theirs)
+        } else {
+            (&self.theirs, &self.mine)
+        }
+    }
+
+    /// The plaintext of an envelope sealed with `aad`.
+    fn open_with(&self, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, E2eError> {
         let (&version, rest) = body.split_first().ok_or(E2eError::Truncated)?;
         if version != VERSION {
             return Err(E2eError::UnknownVersion(version));
@@ -179,23 +259,36 @@ impl Channel {
         }
         let (nonce, rest) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let (sender, recipient) = if from_me {
-            (&self.mine, &self.theirs)
-        } else {
-            (&self.theirs, &self.mine)
-        };
-        let aad = associated_data(sender, recipient, id);
         let mut plain = ciphertext.to_vec();
         self.cipher
             .decrypt_in_place_detached(
                 GenericArray::from_slice(nonce),
-                &aad,
+                aad,
                 &mut plain,
                 GenericArray::from_slice(tag),
             )
             .map_err(|_| E2eError::Forged)?;
-        parse_plain(&plain)
+        Ok(plain)
     }
+}
+
+/// Domain separation for chunk envelopes' associated data.
+const CHUNK_CONTEXT: &[u8; 17] = b"p2pchat chunk v1\0";
+
+/// A chunk envelope's associated data: context, sender, recipient, transfer, offset.
+fn chunk_data(
+    sender: &PublicKey,
+    recipient: &PublicKey,
+    transfer: &TransferId,
+    offset: u64,
+) -> [u8; 105] {
+    let mut aad = [0; 105];
+    aad[..17].copy_from_slice(CHUNK_CONTEXT);
+    aad[17..49].copy_from_slice(sender);
+    aad[49..81].copy_from_slice(recipient);
+    aad[81..97].copy_from_slice(transfer);
+    aad[97..].copy_from_slice(&offset.to_be_bytes());
+    aad
 }
 
 /// Envelope bytes for lines of these lengths.
@@ -214,12 +307,19 @@ fn associated_data(sender: &PublicKey, recipient: &PublicKey, id: &MessageId) ->
 
 fn parse_plain(plain: &[u8]) -> Result<Plain, E2eError> {
     let (&kind, rest) = plain.split_first().ok_or(E2eError::Malformed("empty"))?;
-    if kind != KIND_TEXT {
+    if kind != KIND_TEXT && kind != KIND_FILE {
         return Err(E2eError::UnknownKind(kind));
     }
     let (counter, rest) = rest
         .split_first_chunk::<8>()
         .ok_or(E2eError::Malformed("no counter"))?;
+    if kind == KIND_FILE {
+        return Ok(Plain {
+            counter: u64::from_be_bytes(*counter),
+            texts: Vec::new(),
+            file: Some(FileControl::decode(rest)?),
+        });
+    }
     let (count, mut rest) = rest
         .split_first_chunk::<2>()
         .ok_or(E2eError::Malformed("no line count"))?;
@@ -244,6 +344,7 @@ fn parse_plain(plain: &[u8]) -> Result<Plain, E2eError> {
     Ok(Plain {
         counter: u64::from_be_bytes(*counter),
         texts,
+        file: None,
     })
 }
 

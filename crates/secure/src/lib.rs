@@ -8,6 +8,7 @@ pub mod identity;
 pub mod pinfile;
 pub mod safety;
 pub mod tls;
+pub mod transfer;
 
 mod hex;
 
@@ -16,6 +17,7 @@ pub use hex::{from_hex, to_hex};
 pub use identity::{verify_login, Identity, IdentityError};
 pub use pinfile::PinFile;
 pub use safety::{key_fingerprint, safety_number};
+pub use transfer::{FileControl, TransferId};
 pub mod files;
 
 /// Locks a mutex, taking the data even if a thread panicked while holding it (every value

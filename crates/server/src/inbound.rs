@@ -4,7 +4,7 @@
 use bytes::{Buf, BytesMut};
 use p2pchat_proto::{
     decode, peek_header, DecodeError, ErrorCode, Frame, FrameType, NickError, OnlineEntry,
-    ResumeToken, FEATURE_HISTORY, HEADER_LEN, MESSAGE_HEAD, PROTOCOL_VERSION,
+    ResumeToken, CHUNK_HEAD, FEATURE_HISTORY, HEADER_LEN, MESSAGE_HEAD, PROTOCOL_VERSION,
 };
 use tracing::{info, warn};
 
@@ -17,6 +17,8 @@ use crate::session::{Phase, Session};
 /// copied so that a few bytes never pin a whole read buffer in a companion's mailbox (the copy of
 /// a short run is cheap; the buffer it would pin is up to 64 KiB).
 const ZERO_COPY_MIN: usize = 16 * 1024;
+/// Bytes a chunk's end-to-end envelope adds to the file's bytes (version, nonce, tag).
+const CHUNK_ENVELOPE: usize = 1 + 24 + 16;
 
 impl Session {
     /// Acts on every complete frame in the read buffer, leaving a partial one for the next read.
@@ -55,6 +57,17 @@ impl Session {
             }
             self.forward_run(run);
             run = 0;
+            if header.type_byte == FrameType::Chunk as u8 && self.is_joined() {
+                let frame = self.rbuf.split_to(frame_len).freeze();
+                match self.check_chunk(&frame[HEADER_LEN..]) {
+                    Ok(()) => self.forward_chunk(frame),
+                    Err((code, text)) => {
+                        warn!("⚠️ {} sent a bad file chunk: {text}", self.who);
+                        self.reply_error(code, text);
+                    }
+                }
+                continue;
+            }
             match decode(&self.rbuf, max_frame) {
                 Ok(Some((frame, used))) => {
                     self.rbuf.advance(used);
@@ -103,6 +116,28 @@ impl Session {
         }
         // The body is an end-to-end envelope: the relay cannot read it, so it checks nothing
         // more. The receiving client authenticates it.
+        Ok(())
+    }
+
+    /// A file chunk's payload must be its transfer and offset, then a non-empty body, and end
+    /// within the relay's file size limit (the body's envelope overhead aside).
+    fn check_chunk(&self, payload: &[u8]) -> Result<(), (ErrorCode, String)> {
+        let Some(body) = payload.get(CHUNK_HEAD..).filter(|body| !body.is_empty()) else {
+            let text = format!(
+                "a Chunk frame has {CHUNK_HEAD} bytes of transfer and offset, then its body"
+            );
+            return Err((ErrorCode::MalformedFrame, text));
+        };
+        let mut offset = [0u8; 8];
+        offset.copy_from_slice(&payload[16..24]);
+        let end = u64::from_be_bytes(offset)
+            .saturating_add((body.len() as u64).saturating_sub(CHUNK_ENVELOPE as u64));
+        let max = self.shared.config.max_file;
+        if end > max {
+            let text =
+                format!("files are limited to {max} bytes on this relay; the transfer was stopped");
+            return Err((ErrorCode::FileTooLarge, text));
+        }
         Ok(())
     }
 

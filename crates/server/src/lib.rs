@@ -53,6 +53,9 @@ pub const DEFAULT_MAX_PER_IP: usize = 256;
 /// batches (up to 64 lines per end-to-end envelope, one frame), so only a flood meets it.
 pub const DEFAULT_MAX_RATE: u32 = 100_000;
 
+/// Default `Config::max_file`: 4 GiB.
+pub const DEFAULT_MAX_FILE: u64 = 4 << 30;
+
 /// Relay settings; every limit a client can push against is here.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -75,6 +78,8 @@ pub struct Config {
     /// Chat messages (frames) a connection may send per second, with a burst of as many; a
     /// faster sender is slowed down by reading it less often (0: no limit).
     pub max_rate: u32,
+    /// Largest file a transfer may carry through the relay, in bytes.
+    pub max_file: u64,
 }
 
 impl Default for Config {
@@ -89,6 +94,7 @@ impl Default for Config {
             tls: None,
             max_per_ip: DEFAULT_MAX_PER_IP,
             max_rate: DEFAULT_MAX_RATE,
+            max_file: DEFAULT_MAX_FILE,
         }
     }
 }

@@ -153,6 +153,32 @@ impl Session {
         Ok(())
     }
 
+    /// Hands a file chunk to the companion if it is connected: live only, never numbered or
+    /// stored (files are not history), in order with what this session already sent it, and
+    /// slowed down like messages when the companion reads slowly.
+    pub(crate) fn forward_chunk(&mut self, frame: Bytes) {
+        let companion = match &self.route {
+            Route::In { conv, side } => {
+                let state = conv.lock();
+                if state.serves(*side, self.id) {
+                    state.companion(*side).cloned()
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        match companion {
+            Some(companion) => self.push_to(companion, frame),
+            None => self.reply_error(
+                ErrorCode::NotDelivered,
+                "your companion is not connected, so the file chunk was not delivered (the \
+                 relay keeps no files)"
+                    .into(),
+            ),
+        }
+    }
+
     /// Queues numbered messages for the companion, or keeps them until it has room.
     fn push_to(&mut self, companion: Link, run: Bytes) {
         if let Some(backlog) = self.backlog.as_mut().filter(|b| !b.outbound.is_empty()) {

@@ -1,0 +1,376 @@
+//! Files through the relay, end to end with the real binary: sizes from 0 B to 200 MiB arrive
+//! identical, hostile names land safely, a corrupted chunk never leaves a file under its final
+//! name, and chat keeps flowing while a large file moves.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use p2pchat_proto::{ErrorCode, FileChunk, Frame};
+use p2pchat_secure::transfer::FileControl;
+use p2pchat_secure::Channel;
+use support::*;
+
+/// A file of `size` bytes of a varied pattern (so a misplaced chunk shows).
+fn make_file(dir: &Path, name: &str, size: usize) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut block = vec![0u8; 1 << 20];
+    let mut written = 0;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size as u64;
+    while written < size {
+        for byte in block.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+        let n = block.len().min(size - written);
+        file.write_all(&block[..n]).unwrap();
+        written += n;
+    }
+    path
+}
+
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = read_full(&mut fa, &mut ba);
+        let m = read_full(&mut fb, &mut bb);
+        if n != m || ba[..n] != bb[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> usize {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]).unwrap() {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    filled
+}
+
+/// Two clients that found each other; the second saves files in `downloads`.
+fn pair_with_downloads(server: &Server, downloads: &Path, extra: &[&str]) -> (Client, Client) {
+    let dir = downloads.to_str().unwrap();
+    let mut first = vec!["--nick", "Ann", "--to", "Bob"];
+    first.extend_from_slice(extra);
+    let a = server.start_client(&first);
+    a.expect("Waiting for Bob");
+    let mut second = vec!["--nick", "Bob", "--to", "Ann", "--downloads", dir];
+    second.extend_from_slice(extra);
+    let b = server.start_client(&second);
+    b.expect("Connected to Ann");
+    a.expect("🔑 Bob's identity key is ");
+    b.expect("🔑 Ann's identity key is ");
+    (a, b)
+}
+
+/// Everything in `dir` that is not a temporary file.
+fn saved_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn files_from_empty_to_a_mebibyte_arrive_identical() {
+    let server = Server::start(&[]);
+    let (source, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = pair_with_downloads(&server, downloads.path(), &[]);
+    for (name, size) in [("empty.bin", 0), ("one.bin", 1), ("mebi.bin", 1 << 20)] {
+        let path = make_file(source.path(), name, size);
+        a.say(&format!("/send {}", path.display()));
+        b.expect(&format!("offers {name}"));
+        b.say("/accept");
+        b.expect(&format!("✅ Saved {name}"));
+        a.expect(&format!("received {name}"));
+        assert!(
+            same_bytes(&path, &downloads.path().join(name)),
+            "{name} differs"
+        );
+    }
+    assert_eq!(
+        saved_files(downloads.path()),
+        ["empty.bin", "mebi.bin", "one.bin"]
+    );
+}
+
+#[test]
+fn a_large_file_moves_while_chat_keeps_flowing() {
+    let server = Server::start(&[]);
+    let (source, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = pair_with_downloads(&server, downloads.path(), &[]);
+    let path = make_file(source.path(), "big.bin", 200 << 20);
+    a.say(&format!("/send {}", path.display()));
+    b.expect("offers big.bin");
+    b.say("/accept");
+    // While it moves, messages go both ways and arrive in order.
+    for i in 0..20 {
+        a.say(&format!("during transfer {i}"));
+        b.say(&format!("reply {i}"));
+    }
+    b.wait_for_count("💬 Companion: during transfer", 20, WAIT * 4);
+    a.wait_for_count("💬 Companion: reply", 20, WAIT * 4);
+    let texts = b.lines_starting("💬 Companion: during transfer ");
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(texts, expected);
+    b.expect_within("✅ Saved big.bin", WAIT * 8);
+    assert!(same_bytes(&path, &downloads.path().join("big.bin")));
+    // Chat was not held back until the end.
+    let out = b.output();
+    let saved = out
+        .iter()
+        .position(|l| l.contains("✅ Saved big.bin"))
+        .unwrap();
+    let first_chat = out
+        .iter()
+        .position(|l| l.contains("during transfer 0"))
+        .unwrap();
+    assert!(first_chat < saved, "chat waited for the file");
+}
+
+#[test]
+fn a_file_never_overwrites_one_already_there() {
+    let server = Server::start(&[]);
+    let (source, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(downloads.path().join("notes.txt"), b"keep me").unwrap();
+    let (a, b) = pair_with_downloads(&server, downloads.path(), &[]);
+    let path = make_file(source.path(), "notes.txt", 1000);
+    for _ in 0..2 {
+        a.say(&format!("/send {}", path.display()));
+        b.expect("offers notes.txt");
+        b.say("/accept");
+        b.expect("✅ Saved notes");
+    }
+    assert_eq!(
+        std::fs::read(downloads.path().join("notes.txt")).unwrap(),
+        b"keep me"
+    );
+    assert_eq!(
+        saved_files(downloads.path()),
+        ["notes (1).txt", "notes (2).txt", "notes.txt"]
+    );
+}
+
+/// A raw protocol peer, "Mallory", chatting with a real client `Bob` that saves files in
+/// `downloads` by itself (`--auto-accept`), on a plain-TCP relay.
+struct Peer {
+    raw: Raw,
+    channel: Channel,
+    counter: u64,
+}
+
+impl Peer {
+    fn meet(server: &Server) -> Self {
+        let mut raw = server.raw();
+        raw.hello();
+        raw.send(&Frame::ChatWith("Bob".into()));
+        raw.send(&raw.nick_frame("Mallory"));
+        let info = loop {
+            match raw.recv() {
+                Frame::Conversation(info) => break info,
+                Frame::Ping(token) => raw.send(&Frame::Pong(token)),
+                _ => {}
+            }
+        };
+        assert_ne!(info.companion_key, [0; 32], "Bob has a key");
+        let channel = Channel::new(&identity_of("Mallory"), &info.companion_key).unwrap();
+        Self {
+            raw,
+            channel,
+            counter: 1,
+        }
+    }
+
+    fn send_control(&mut self, control: &FileControl) {
+        let mut id = [0; 16];
+        getrandom::fill(&mut id).unwrap();
+        self.counter += 1;
+        let body = self.channel.seal_file(&id, self.counter, control).unwrap();
+        self.raw.send(&Frame::Message(p2pchat_proto::ChatMessage {
+            seq: 0,
+            sent_ms: 0,
+            id,
+            body,
+        }));
+    }
+
+    /// Offers `data` as `name`, waits for Bob's accept, sends it in one chunk (with one byte
+    /// flipped if `corrupt`), and returns what Bob said last about the transfer.
+    fn transfer(&mut self, name: &str, data: &[u8], corrupt: bool) -> FileControl {
+        use sha2::Digest;
+        let mut transfer = [0; 16];
+        getrandom::fill(&mut transfer).unwrap();
+        self.send_control(&FileControl::Offer {
+            transfer,
+            name: name.into(),
+            size: data.len() as u64,
+            sha256: sha2::Sha256::digest(data).into(),
+        });
+        let accepted = self.next_control();
+        assert!(
+            matches!(accepted, FileControl::Accept { from: 0, .. }),
+            "{accepted:?}"
+        );
+        let mut body = Vec::new();
+        self.channel
+            .seal_chunk(&transfer, 0, data, &mut body)
+            .unwrap();
+        if corrupt {
+            let middle = body.len() / 2;
+            body[middle] ^= 0x01;
+        }
+        self.raw.send(&Frame::Chunk(FileChunk {
+            transfer,
+            offset: 0,
+            body,
+        }));
+        self.next_control()
+    }
+
+    /// The next file control message Bob sends.
+    fn next_control(&mut self) -> FileControl {
+        loop {
+            match self.raw.recv() {
+                Frame::Message(message) => {
+                    let plain = self
+                        .channel
+                        .open(false, &message.id, &message.body)
+                        .unwrap();
+                    if let Some(control) = plain.file {
+                        return control;
+                    }
+                }
+                Frame::Ping(token) => self.raw.send(&Frame::Pong(token)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn bob_saving_in(server: &Server, downloads: &Path) -> Client {
+    let dir = downloads.to_str().unwrap();
+    let bob = server.start_client(&["--nick", "Bob", "--to", "Mallory", "--auto-accept", dir]);
+    bob.expect("Waiting for Mallory");
+    bob
+}
+
+#[test]
+fn hostile_file_names_land_safely_inside_the_downloads_dir() {
+    let server = Server::plain(&[]);
+    let outer = tempfile::tempdir().unwrap();
+    let downloads = outer.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    let bob = bob_saving_in(&server, &downloads);
+    let mut mallory = Peer::meet(&server);
+    let long = "x".repeat(300);
+    for name in [
+        "../../etc/passwd",
+        "/abs/path",
+        "a/../../b",
+        "nul\0byte",
+        "new\nline",
+        long.as_str(),
+    ] {
+        let answer = mallory.transfer(name, b"payload", false);
+        assert!(
+            matches!(answer, FileControl::Received { .. }),
+            "{name:?}: {answer:?}"
+        );
+    }
+    bob.expect("Saved");
+    let mut saved = saved_files(&downloads);
+    saved.sort();
+    let mut expected = vec![
+        "passwd".to_owned(),
+        "path".into(),
+        "b".into(),
+        "nul_byte".into(),
+        "new_line".into(),
+        "x".repeat(p2pchat_proto::MAX_FILE_NAME_BYTES),
+    ];
+    expected.sort();
+    assert_eq!(saved, expected);
+    // Nothing was written anywhere else.
+    assert_eq!(saved_files(outer.path()), ["downloads"]);
+    for name in &saved {
+        assert_eq!(std::fs::read(downloads.join(name)).unwrap(), b"payload");
+    }
+}
+
+#[test]
+fn a_corrupted_chunk_never_leaves_a_file_under_its_name() {
+    let server = Server::plain(&[]);
+    let downloads = tempfile::tempdir().unwrap();
+    let bob = bob_saving_in(&server, downloads.path());
+    let mut mallory = Peer::meet(&server);
+    let answer = mallory.transfer("tampered.bin", &[7u8; 5000], true);
+    assert!(matches!(answer, FileControl::Cancel { .. }), "{answer:?}");
+    bob.expect("tampered.bin");
+    assert!(
+        saved_files(downloads.path()).is_empty(),
+        "{:?}",
+        saved_files(downloads.path())
+    );
+    // A clean one afterwards goes through.
+    let answer = mallory.transfer("clean.bin", &[8u8; 5000], false);
+    assert!(matches!(answer, FileControl::Received { .. }), "{answer:?}");
+    assert_eq!(saved_files(downloads.path()), ["clean.bin"]);
+}
+
+#[test]
+fn a_chunk_for_nobody_or_past_the_limit_is_refused_clearly() {
+    let server = Server::plain(&["--max-file", "1000"]);
+    let (mut a, mut b) = Raw::pair(server.port, "Sender", "Receiver");
+    let chunk = |offset: u64, len: usize| {
+        Frame::Chunk(FileChunk {
+            transfer: [1; 16],
+            offset,
+            body: vec![0; len],
+        })
+    };
+    a.send(&chunk(0, 100));
+    assert_eq!(
+        b.recv_until(|f| matches!(f, Frame::Chunk(_))),
+        chunk(0, 100)
+    );
+    a.send(&chunk(2000, 100));
+    match a.recv_until(|f| matches!(f, Frame::Error { .. })) {
+        Frame::Error { code, fatal, .. } => {
+            assert_eq!((code, fatal), (ErrorCode::FileTooLarge, false))
+        }
+        _ => unreachable!(),
+    }
+    b.send(&Frame::Bye);
+    b.expect_closed();
+    a.send(&chunk(0, 100));
+    match a.recv_until(|f| matches!(f, Frame::Error { .. })) {
+        Frame::Error { code, fatal, .. } => {
+            assert_eq!((code, fatal), (ErrorCode::NotDelivered, false))
+        }
+        _ => unreachable!(),
+    }
+    assert_chat_works_after_leaving(&server);
+}
+
+fn assert_chat_works_after_leaving(server: &Server) {
+    let (mut c, mut d) = Raw::pair(server.port, "Later1", "Later2");
+    assert_chat_works(&mut c, &mut d, "after refused chunks");
+}
