@@ -43,6 +43,10 @@ enum Command {
         is end-to-end encrypted to your companion's identity key, so the relay cannot read it. \
         Your own key lives in --identity and owns your nickname on each relay; /verify shows \
         the safety number to compare with your companion, /release gives a nickname up.\n\n\
+        Files: /send PATH offers a file to your companion (who must be online); they /accept \
+        (saved in --downloads) or /decline it, and /cancel stops a transfer. Files are \
+        end-to-end encrypted like messages, go through the relay without being stored, and \
+        are saved only once their SHA-256 matches, never over an existing file.\n\n\
         When standard input is not a terminal the client runs in scripting mode: no prompts or \
         colours, one line per event on stdout; the first input line is the nickname (unless \
         --nick), every further line a message, and end of input leaves once the server has \
@@ -53,6 +57,8 @@ enum Command {
         p2pchat client --nick Nick1 --to Nick2 --history 50 localhost 8888\n  \
         p2pchat client --ca relay-ca.pem chat.example.org 8888\n  \
         p2pchat client --show-identity\n  \
+        p2pchat client --nick Nick1 --to Nick2 --send report.pdf localhost 8888 < /dev/null\n  \
+        p2pchat client --nick Nick2 --to Nick1 --auto-accept ./incoming localhost 8888\n  \
         printf 'Nick1\\nhello\\n/exit\\n' | p2pchat client 127.0.0.1 8888"
     )]
     Client(ClientArgs),
@@ -124,6 +130,16 @@ struct ClientArgs {
     /// messages [default: $XDG_CONFIG_HOME/p2pchat/identity]
     #[arg(long, value_name = "FILE")]
     identity: Option<std::path::PathBuf>,
+    /// Save received files here [default: your Downloads directory, else the current one]
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<std::path::PathBuf>,
+    /// Accept every file offered to you, saving it in DIR, without asking (scripting mode).
+    #[arg(long, value_name = "DIR", conflicts_with = "downloads")]
+    auto_accept: Option<std::path::PathBuf>,
+    /// Offer the file PATH to your companion once one is connected, and exit once they have
+    /// received it (status 0) or declined it, or it failed (status 1).
+    #[arg(long, value_name = "PATH")]
+    send: Option<std::path::PathBuf>,
     /// Print your identity's public key, its fingerprint and the file, then exit.
     #[arg(long)]
     show_identity: bool,
@@ -206,6 +222,13 @@ async fn chat(args: ClientArgs) -> anyhow::Result<i32> {
         ca: args.ca,
         known_hosts: args.known_hosts,
         identity: args.identity,
+        auto_accept: args.auto_accept.is_some(),
+        downloads: args
+            .auto_accept
+            .or(args.downloads)
+            .or_else(dirs::download_dir)
+            .unwrap_or_else(|| std::path::PathBuf::from(".")),
+        send: args.send,
     };
     Ok(p2pchat_client::run(options).await)
 }

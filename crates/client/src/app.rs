@@ -5,26 +5,34 @@
 //! keys of companions and the end-to-end channel of the current conversation. The halves:
 //! `conversation.rs` (message flow), `lifecycle.rs` (login, errors, reconnects, leaving),
 //! `typing.rs` (typed lines and commands), `encryption.rs` (keys, sealing, opening),
-//! `frames.rs` (dispatching the relay's frames).
+//! `frames.rs` (dispatching the relay's frames), `files.rs` and `receiving.rs` (file transfers:
+//! the app decides, the runner does the disk work it asks for).
+
+use std::path::PathBuf;
 
 use p2pchat_proto::ResumeToken;
 use p2pchat_proto::{validate_nick, Challenge, Frame};
-use p2pchat_secure::{Channel, Counter, Identity};
+use p2pchat_secure::{Channel, Counter, Identity, TransferId};
 
 use crate::history::History;
 use crate::inbox::Inbox;
 use crate::keys::{KeyPins, MemoryPins, Replays};
 use crate::outbox::Outbox;
 use crate::receipts::Receipts;
+use crate::transfers::Transfers;
 
 #[path = "conversation.rs"]
 mod conversation;
 #[path = "encryption.rs"]
 mod encryption;
+#[path = "files.rs"]
+mod files;
 #[path = "frames.rs"]
 mod frames;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "receiving.rs"]
+mod receiving;
 #[path = "typing.rs"]
 mod typing;
 
@@ -113,6 +121,18 @@ pub struct App {
     keyless_noted: Option<String>,
     /// Several lines arrived together: pack them into batches once all are queued.
     deferring: bool,
+    /// File transfers with the current companion.
+    transfers: Transfers,
+    /// Where received files go (`--downloads`, or `--auto-accept`'s directory).
+    downloads: PathBuf,
+    /// Accept every offer at once (`--auto-accept`).
+    auto_accept: bool,
+    /// `--send PATH`, until a companion is there to offer it to.
+    auto_send: Option<PathBuf>,
+    /// The transfer `--send` started: its end ends the client.
+    auto_send_id: Option<TransferId>,
+    /// The exit status once leaving is done (`--send` failing makes it 1).
+    exit_code: i32,
 }
 
 impl App {
@@ -161,6 +181,12 @@ impl App {
             replays: Replays::default(),
             keyless_noted: None,
             deferring: false,
+            transfers: Transfers::default(),
+            downloads: PathBuf::from("."),
+            auto_accept: false,
+            auto_send: None,
+            auto_send_id: None,
+            exit_code: 0,
         }
     }
 
@@ -205,6 +231,20 @@ impl App {
     /// across processes, and predictable in tests.
     pub fn with_id_seed(mut self, seed: u128) -> Self {
         self.id_seed = seed;
+        self
+    }
+
+    /// Received files go to `downloads` (accepted at once if `auto_accept`); `send` is offered
+    /// to the first companion who can take it, and the client leaves once it is done.
+    pub fn with_files(
+        mut self,
+        downloads: PathBuf,
+        auto_accept: bool,
+        send: Option<PathBuf>,
+    ) -> Self {
+        self.downloads = downloads;
+        self.auto_accept = auto_accept;
+        self.auto_send = send;
         self
     }
 
@@ -279,8 +319,19 @@ impl App {
                 );
                 [vec![line], self.finish_leaving(1)].concat()
             }
-            Event::AckWaitOver if self.phase == Phase::Draining => self.finish_leaving(0),
+            Event::AckWaitOver if self.phase == Phase::Draining => {
+                self.finish_leaving(self.exit_code)
+            }
             Event::AckWaitOver => Vec::new(),
+            Event::FileHashed { transfer, result } => self.on_file_hashed(transfer, result),
+            Event::ChunkRead {
+                transfer,
+                offset,
+                data,
+            } => self.on_chunk_read(transfer, offset, &data),
+            Event::ReadFailed { transfer, why } => self.on_read_failed(transfer, &why),
+            Event::FileSaved { transfer, result } => self.on_file_saved(transfer, result),
+            Event::WriteFailed { transfer, why } => self.on_write_failed(transfer, &why),
         };
         if self.leave_when_done && self.can_leave_now() {
             effects.extend(self.leave());
@@ -379,3 +430,11 @@ mod reconnect_tests;
 #[cfg(test)]
 #[path = "encryption_tests.rs"]
 mod encryption_tests;
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod files_tests;
+
+#[cfg(test)]
+#[path = "receiving_tests.rs"]
+mod receiving_tests;

@@ -1,6 +1,9 @@
 //! The runner: one loop that waits for whatever comes next (a frame, a typed line, a timer,
-//! a reconnect attempt), hands it to the app and carries out the effects. It owns the timers:
-//! the heartbeat, the reconnect backoff and the wait for acks when leaving.
+//! a reconnect attempt, disk work done), hands it to the app and carries out the effects. It
+//! owns the timers: the heartbeat, the reconnect backoff and the wait for acks when leaving.
+//! File chunks are taken from the disk readers only while the send queue is nearly empty, one
+//! per wake-up, so typed lines and messages overtake them; frames from the network are taken
+//! only while the file writer keeps up.
 
 use std::time::Duration;
 
@@ -11,9 +14,11 @@ use tracing::{debug, info, trace};
 use crate::app::{App, Effect, Event, Style};
 use crate::backoff::reconnect_delay;
 use crate::describe::{describe_duration, describe_frame};
+use crate::disk::Disk;
 use crate::link::live;
 use crate::link::{Link, Live, Retry};
 use crate::net::{ConnectError, Connection, NetEvent, Outgoing, Welcome};
+use crate::progress::Meter;
 use crate::transport::Target;
 use crate::ui::{InputEvent, Ui};
 use crate::{host_port, jitter, line, show_warning, Options};
@@ -28,6 +33,9 @@ const MAX_LINES_TOGETHER: usize = 256;
 /// Frames handled before the app hears `Drained` anyway, so a relay that never pauses cannot
 /// hold back receipts, `Received` and the user's input forever.
 const MAX_BATCH: usize = 512;
+/// File chunks handled in one batch: a transfer streams chunks without pause, and a batch that
+/// took them all would keep typed lines waiting until the file is done.
+const MAX_CHUNKS_TOGETHER: usize = 8;
 
 /// What woke the loop up.
 pub(crate) enum Wake {
@@ -54,6 +62,8 @@ pub(crate) struct Chat {
     /// Ctrl+C, listened to for the whole run: a `ctrl_c()` future made afresh in each `select!`
     /// misses a signal that comes while the loop is busy elsewhere (writing a pin file, say).
     interrupt: Option<tokio::signal::unix::Signal>,
+    disk: Disk,
+    meter: Meter,
 }
 
 impl Chat {
@@ -66,9 +76,12 @@ impl Chat {
         relay: Target,
         heartbeat: Duration,
     ) -> Self {
+        let meter = Meter::new(ui.is_interactive());
         Self {
             app,
             ui,
+            disk: Disk::new(),
+            meter,
             link: Link::Up(connection),
             target: host_port(&options.host, options.port),
             options,
@@ -114,6 +127,11 @@ impl Chat {
             Link::Down(_) => None,
         };
         let socket_room = outgoing.as_ref().is_none_or(Outgoing::has_room);
+        // Without a connection, pieces read are drained (the app drops them) so readers end.
+        let bulk_room = outgoing.as_ref().is_none_or(Outgoing::has_bulk_room);
+        let reading = self.disk.is_reading();
+        let write_room = self.disk.has_write_room();
+        let disk_room = self.disk.write_room.clone();
         let app_room = self.app.accepts_input();
         let ack_deadline = self.ack_deadline;
         // Ping well within the relay's heartbeat so it never mistakes quiet for dead; give up
@@ -152,8 +170,16 @@ impl Chat {
                 Link::Down(retry) => Wake::Attempt(retry.next(relay).await),
             }
         };
+        let (disk_events, chunks) = (&mut self.disk.events, &mut self.disk.chunks);
         tokio::select! {
-            wake = link => wake,
+            wake = link, if write_room => wake,
+            Some(event) = disk_events.recv() => Wake::App(event),
+            Some(chunk) = chunks.recv(), if bulk_room => {
+                self.disk.chunk_taken(&chunk);
+                Wake::App(chunk)
+            }
+            _ = bulk(outgoing.as_ref()), if reading && !bulk_room => Wake::Again,
+            _ = disk_room.notified(), if !write_room => Wake::Again,
             input = self.ui.next_input(), if self.want_input && socket_room && app_room => {
                 self.want_input = false;
                 Wake::App(match input {
@@ -184,10 +210,11 @@ impl Chat {
     fn on_net(&mut self, first: Option<NetEvent>) -> Option<i32> {
         self.last_heard = Instant::now();
         let mut next = Some(first);
-        let mut handled = 0;
+        let (mut handled, mut chunks) = (0, 0);
         while let Some(net) = next.take() {
             let event = match net {
                 Some(NetEvent::Frame(frame)) => {
+                    chunks += usize::from(matches!(frame, Frame::Chunk(_)));
                     trace!("received {}", describe_frame(&frame));
                     Some(Event::Frame(frame))
                 }
@@ -209,7 +236,8 @@ impl Chat {
                 // The app gave this connection up for a new one.
                 return None;
             };
-            if handled < MAX_BATCH {
+            // Each frame may queue a write: stop while the file writer is behind.
+            if handled < MAX_BATCH && chunks < MAX_CHUNKS_TOGETHER && self.disk.has_write_room() {
                 next = live.events.try_recv().ok().map(Some);
             }
         }
@@ -301,6 +329,16 @@ impl Chat {
                 Effect::Reconnect => self.go_down(),
                 Effect::WaitForAcks => self.ack_deadline = Some(Instant::now() + ACK_WAIT),
                 Effect::Close { .. } => {}
+                Effect::Progress(progress) => {
+                    if let Some(text) = self.meter.update(&progress, Instant::now()) {
+                        self.ui.show(&line(Style::Plain, text));
+                    }
+                }
+                Effect::StopReading { transfer } | Effect::DiscardPart { transfer } => {
+                    self.meter.forget(&transfer);
+                    self.disk.apply(effect);
+                }
+                file => self.disk.apply(file),
             }
         }
         close
@@ -319,6 +357,8 @@ impl Chat {
     /// Sends what is queued, closes our side, and waits (briefly) for the relay to close its
     /// side, so nothing we sent is lost to a reset.
     async fn close(mut self, code: i32) -> i32 {
+        // Temporary files of transfers that stopped are deleted before the process ends.
+        self.disk.finish(GOODBYE_TIMEOUT).await;
         if let Link::Up(live) = &mut self.link {
             live.tasks.outgoing.finish();
             let drained = async {
@@ -338,6 +378,14 @@ impl Chat {
 async fn room(outgoing: Option<&Outgoing>) {
     match outgoing {
         Some(outgoing) => outgoing.room().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the writer has room for file chunks again (never without a connection).
+async fn bulk(outgoing: Option<&Outgoing>) {
+    match outgoing {
+        Some(outgoing) => outgoing.bulk_room().await,
         None => std::future::pending().await,
     }
 }

@@ -16,6 +16,7 @@ impl App {
         let mut effects = Vec::new();
         if self.partner.as_deref() != Some(key.as_str()) {
             effects = self.receipt_lines();
+            effects.extend(self.stop_transfers("the conversation changed"));
             self.inbox.reset();
             self.receipts.reset();
             self.partner = Some(key);
@@ -39,14 +40,15 @@ impl App {
     pub(super) fn on_waiting(&mut self) -> Vec<Effect> {
         self.enter_phase(Phase::Waiting);
         self.lost_companion = None;
+        let mut effects = self.stop_transfers("the conversation ended");
         self.companion = None;
         self.present = false;
         // No companion, no key: what is typed now waits here until someone arrives.
         self.channel = None;
-        let mut effects = vec![show(
+        effects.push(show(
             Style::Notice,
             "⏳ Waiting for a companion to join... Messages you send now are held and delivered when they arrive.",
-        )];
+        ));
         // Resumed without the companion asked for: the relay kept nothing of ours.
         if self.link == Link::Up && self.resync.take().is_some() {
             effects.extend(self.send_unsent());
@@ -63,6 +65,7 @@ impl App {
             Style::Companion,
             format!("💬 Companion: Connected to {nick}"),
         ));
+        effects.extend(self.maybe_auto_send());
         effects
     }
 
@@ -98,10 +101,12 @@ impl App {
                 format!(" ({})", other.describe())
             }
         };
-        vec![show(
+        let mut effects = vec![show(
             Style::Notice,
             format!("👋 {} left the chat{how}", printable(nick)),
-        )]
+        )];
+        effects.extend(self.stop_transfers(&format!("{} left", printable(nick))));
+        effects
     }
 
     pub(super) fn on_conversation(&mut self, info: ConversationInfo) -> Vec<Effect> {
@@ -125,6 +130,7 @@ impl App {
         if let Some(request) = self.history.joined(&key, info.read_through) {
             effects.push(Effect::Send(request));
         }
+        effects.extend(self.maybe_auto_send());
         effects
     }
 
@@ -153,7 +159,7 @@ impl App {
         let stored = self.outbox.ack(count);
         self.receipts.stored(first_seq, stored as u64);
         if self.phase == Phase::Draining && self.outbox.is_empty() {
-            return self.finish_leaving(0);
+            return self.finish_leaving(self.exit_code);
         }
         Vec::new()
     }

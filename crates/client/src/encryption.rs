@@ -3,12 +3,13 @@
 //! into envelopes, opening what arrives (refusing forgeries and replays), and `/verify`. The
 //! relay only ever sees envelopes. Pure, like the rest of `App`: the pins are behind `KeyPins`.
 
-use p2pchat_proto::{fold_nick, ChatMessage, EarlierMessage, Frame, PublicKey};
-use p2pchat_secure::{key_fingerprint, safety_number, Channel, E2eError};
+use p2pchat_proto::{fold_nick, safe_file_name, ChatMessage, EarlierMessage, Frame, PublicKey};
+use p2pchat_secure::{key_fingerprint, safety_number, Channel, E2eError, FileControl};
 
 use super::{printable, show, App, Effect, Link, Style};
 use crate::history::stamp;
 use crate::keys::{check_pin, pin_name, PinOutcome};
+use crate::transfers::human_size;
 
 impl App {
     /// The companion's key from a `Conversation` frame: pins it, and opens the channel that
@@ -97,7 +98,11 @@ impl App {
         let mut effects = Vec::new();
         for batch in self.outbox.take_unsent() {
             let texts: Vec<&str> = batch.lines.iter().map(String::as_str).collect();
-            match channel.seal(&batch.id, batch.counter, &texts) {
+            let sealed = match &batch.file {
+                Some(control) => channel.seal_file(&batch.id, batch.counter, control),
+                None => channel.seal(&batch.id, batch.counter, &texts),
+            };
+            match sealed {
                 Ok(body) => effects.push(Effect::Send(Frame::Message(ChatMessage {
                     seq: 0,
                     sent_ms: 0,
@@ -143,6 +148,9 @@ impl App {
                     )];
                 }
                 self.inbox.remember(message.id, message.seq);
+                if let Some(control) = plain.file {
+                    return self.on_file_control(control);
+                }
                 plain
                     .texts
                     .iter()
@@ -175,7 +183,10 @@ impl App {
                         let partner = self.partner.clone().unwrap_or_default();
                         self.replays.seen(&partner, plain.counter);
                     }
-                    plain.texts.iter().map(|text| printable(text)).collect()
+                    match &plain.file {
+                        Some(control) => vec![earlier_file_line(control)],
+                        None => plain.texts.iter().map(|text| printable(text)).collect(),
+                    }
                 }
                 Err(E2eError::Forged) => {
                     vec!["[a message encrypted with another key; cannot be read]".to_owned()]
@@ -245,6 +256,21 @@ impl App {
             None => format!("🪪 No nickname yet (key {print})"),
         };
         vec![show(Style::Notice, text)]
+    }
+}
+
+/// A file control message in history: what it said, and that it cannot be acted on now.
+fn earlier_file_line(control: &FileControl) -> String {
+    match control {
+        FileControl::Offer { name, size, .. } => format!(
+            "📎 offered {} ({}) — from history, it cannot be accepted now",
+            safe_file_name(name),
+            human_size(*size)
+        ),
+        FileControl::Accept { .. } => "📎 accepted a file".to_owned(),
+        FileControl::Decline { .. } => "📎 declined a file".to_owned(),
+        FileControl::Cancel { .. } => "📎 stopped a file transfer".to_owned(),
+        FileControl::Received { .. } => "📎 received a file (SHA-256 verified)".to_owned(),
     }
 }
 

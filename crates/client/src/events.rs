@@ -1,8 +1,13 @@
 //! What goes into the client's state machine and what comes out of it: events (frames, typed
 //! lines, timers), effects for the runner to carry out, and the lines of the chat view. Plain
-//! data; `app` decides.
+//! data; `app` decides. File transfers add the disk's side: the runner hashes, reads and writes
+//! files in blocking tasks when the app asks (`Effect::HashFile`, …) and reports back
+//! (`Event::FileHashed`, …), so the app stays free of I/O.
+
+use std::path::PathBuf;
 
 use p2pchat_proto::{Challenge, Frame};
+use p2pchat_secure::TransferId;
 
 /// Something that happened to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +43,64 @@ pub enum Event {
     ReconnectFailed(String),
     /// The moment given to acks before leaving (`Effect::WaitForAcks`) is over.
     AckWaitOver,
+    /// A file to offer was read through (`Effect::HashFile`): its facts, or why it cannot be
+    /// sent.
+    FileHashed {
+        /// The transfer it is for.
+        transfer: TransferId,
+        /// Name, size and SHA-256, or the reason in words.
+        result: Result<FileFacts, String>,
+    },
+    /// The next piece of a file being sent (`Effect::ReadFile`), in order.
+    ChunkRead {
+        /// The transfer.
+        transfer: TransferId,
+        /// Where `data` starts in the file.
+        offset: u64,
+        /// The plain bytes (at most the chunk size asked for).
+        data: Vec<u8>,
+    },
+    /// Reading a file being sent failed; the text says why.
+    ReadFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why, in words.
+        why: String,
+    },
+    /// A received file was checked and moved to its final name (`Effect::FinishFile`), or not.
+    FileSaved {
+        /// The transfer.
+        transfer: TransferId,
+        /// The final file name in the downloads directory, or what went wrong.
+        result: Result<String, SaveError>,
+    },
+    /// Writing a file being received failed (its temporary file is gone).
+    WriteFailed {
+        /// The transfer.
+        transfer: TransferId,
+        /// Why, in words.
+        why: String,
+    },
+}
+
+/// What `Effect::HashFile` found out about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// Its base name, as offered.
+    pub name: String,
+    /// Bytes read.
+    pub size: u64,
+    /// SHA-256 of those bytes.
+    pub sha256: [u8; 32],
+}
+
+/// Why a received file was not saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveError {
+    /// The bytes did not hash to the offer's SHA-256 (the temporary file was deleted).
+    Mismatch,
+    /// The disk said no; the text says how.
+    Io(String),
 }
 
 /// Something the runner must do.
@@ -60,6 +123,77 @@ pub enum Effect {
         /// Process exit status.
         code: i32,
     },
+    /// Read `path` through in a blocking task: report its size and SHA-256
+    /// (`Event::FileHashed`).
+    HashFile {
+        /// The transfer it is for.
+        transfer: TransferId,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Read `path` from `from` in pieces of `chunk` bytes, each reported as `Event::ChunkRead`
+    /// (at the pace the connection takes them), until `size` bytes have been read.
+    ReadFile {
+        /// The transfer.
+        transfer: TransferId,
+        /// The file.
+        path: PathBuf,
+        /// First byte.
+        from: u64,
+        /// Bytes in all.
+        size: u64,
+        /// Bytes per piece.
+        chunk: usize,
+    },
+    /// Stop reading for this transfer (pieces already read are dropped by the app).
+    StopReading {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Create the temporary file of a file being received in `dir` (exclusively, owner-only).
+    CreatePart {
+        /// The transfer.
+        transfer: TransferId,
+        /// The downloads directory.
+        dir: PathBuf,
+        /// The safe base name it will have.
+        name: String,
+    },
+    /// Append these bytes to the transfer's temporary file (and to its running SHA-256).
+    WriteChunk {
+        /// The transfer.
+        transfer: TransferId,
+        /// The plain bytes.
+        data: Vec<u8>,
+    },
+    /// All bytes are there: compare the SHA-256 and move the file to its final name (never
+    /// over an existing file), or delete it; report `Event::FileSaved`.
+    FinishFile {
+        /// The transfer.
+        transfer: TransferId,
+        /// The SHA-256 the offer promised.
+        sha256: [u8; 32],
+    },
+    /// Delete the transfer's temporary file (cancelled, failed, stopped).
+    DiscardPart {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// A transfer moved on: the runner draws its progress (it has the clock for the rate).
+    Progress(Progress),
+}
+
+/// How far a transfer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The transfer.
+    pub transfer: TransferId,
+    /// The file's name, printable.
+    pub name: String,
+    /// Bytes done so far (this session).
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
 }
 
 /// Which question the next line answers.

@@ -55,6 +55,7 @@ impl App {
             Frame::WaitingFor(nick) => self.on_waiting_for(&nick),
             Frame::Conversation(info) => self.on_conversation(info),
             Frame::Message(message) => self.show_message(message),
+            Frame::Chunk(chunk) => self.on_chunk(chunk),
             Frame::Released(nick) => vec![show(
                 Style::Notice,
                 format!(

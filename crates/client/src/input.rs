@@ -36,6 +36,14 @@ pub enum Command {
     Whoami,
     /// Give up ownership of the nickname, so another key can register it.
     Release,
+    /// Offer the file at this path to the companion.
+    Send(String),
+    /// Accept a file offer: the latest, or the one named or numbered.
+    Accept(Option<String>),
+    /// Decline a file offer: the latest, or the one named or numbered.
+    Decline(Option<String>),
+    /// Stop every file transfer under way.
+    Cancel,
 }
 
 /// Every command with its arguments and one-line help, in the order `/help` shows them.
@@ -75,6 +83,18 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "",
         "give up your nickname: any key can register it once you leave",
     ),
+    (
+        "/send",
+        "PATH",
+        "offer the file at PATH to your companion (end-to-end encrypted)",
+    ),
+    (
+        "/accept",
+        "[NAME|N]",
+        "receive the latest file offered to you (or the one named or numbered)",
+    ),
+    ("/decline", "[NAME|N]", "refuse a file offered to you"),
+    ("/cancel", "", "stop the file transfers under way"),
     ("/help", "", "show this list"),
 ];
 
@@ -83,9 +103,9 @@ pub fn help_lines() -> Vec<String> {
     let mut lines = vec!["Commands:".to_owned()];
     lines.extend(COMMANDS.iter().map(|(name, args, help)| {
         let usage = format!("{name} {args}");
-        format!("  {usage:<12} {help}")
+        format!("  {usage:<18} {help}")
     }));
-    lines.push("  //text       send a message that starts with '/'".to_owned());
+    lines.push("  //text             send a message that starts with '/'".to_owned());
     lines
 }
 
@@ -109,6 +129,13 @@ pub fn parse_line(line: &str) -> Input {
             "/verify" => Command::Verify,
             "/whoami" => Command::Whoami,
             "/release" => Command::Release,
+            "/send" => match argument {
+                Some(path) => Command::Send(unquote(&path).to_owned()),
+                None => return Input::Usage("/send PATH".into()),
+            },
+            "/accept" => Command::Accept(argument),
+            "/decline" => Command::Decline(argument),
+            "/cancel" => Command::Cancel,
             "/history" => match history_page(argument.as_deref()) {
                 Some(n) => Command::History(n),
                 None => {
@@ -120,6 +147,19 @@ pub fn parse_line(line: &str) -> Input {
         return Input::Command(command);
     }
     Input::Message(line.to_owned())
+}
+
+/// A path without the quotes a terminal adds around a dragged-in file name.
+fn unquote(path: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = path
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    path
 }
 
 /// The `N` of `/history [N]`, if it is one.
@@ -187,6 +227,25 @@ mod tests {
         ] {
             assert!(matches!(parse_line(bad), Input::Usage(_)), "{bad}");
         }
+    }
+
+    #[test]
+    fn file_commands_take_their_arguments() {
+        assert_eq!(
+            parse_line("/send my report.pdf"),
+            Input::Command(Command::Send("my report.pdf".into()))
+        );
+        assert_eq!(
+            parse_line("/send '/tmp/a b.txt'"),
+            Input::Command(Command::Send("/tmp/a b.txt".into()))
+        );
+        assert!(matches!(parse_line("/send"), Input::Usage(_)));
+        assert_eq!(parse_line("/accept"), Input::Command(Command::Accept(None)));
+        assert_eq!(
+            parse_line("/decline 2"),
+            Input::Command(Command::Decline(Some("2".into())))
+        );
+        assert_eq!(parse_line("/cancel"), Input::Command(Command::Cancel));
     }
 
     #[test]

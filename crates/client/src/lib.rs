@@ -10,6 +10,7 @@ pub mod app;
 mod backoff;
 mod chat;
 mod describe;
+mod disk;
 pub mod events;
 mod history;
 mod inbox;
@@ -18,8 +19,11 @@ pub mod keys;
 mod link;
 pub mod net;
 mod outbox;
+mod progress;
 mod receipts;
+mod saving;
 mod startup;
+mod transfers;
 pub mod transport;
 pub mod ui;
 
@@ -61,6 +65,12 @@ pub struct Options {
     pub known_hosts: Option<PathBuf>,
     /// The identity key file (`--identity`; `None`: the default).
     pub identity: Option<PathBuf>,
+    /// Where received files are saved (`--downloads`, or `--auto-accept`'s directory).
+    pub downloads: PathBuf,
+    /// Accept every file offer at once, into `downloads` (`--auto-accept`).
+    pub auto_accept: bool,
+    /// Offer this file to the companion, then leave once it is received (`--send`).
+    pub send: Option<PathBuf>,
 }
 
 /// `host:port`, with brackets around an IPv6 address.
@@ -125,7 +135,12 @@ pub async fn run(options: Options) -> i32 {
     .with_history(options.history)
     .with_reconnect(!options.retry_for.is_zero())
     .with_stored_history(welcome.stored_history)
-    .with_id_seed(random_seed());
+    .with_id_seed(random_seed())
+    .with_files(
+        options.downloads.clone(),
+        options.auto_accept,
+        options.send.clone(),
+    );
     let chat = Chat::new(
         app,
         ui,

@@ -4,7 +4,7 @@
 
 use p2pchat_proto::{fold_nick, Challenge, ErrorCode, Frame, ResumeToken};
 
-use super::{printable, show, App, Effect, Link, Phase, Prompt, Resync, Style};
+use super::{files, printable, show, App, Effect, Link, Phase, Prompt, Resync, Style};
 
 impl App {
     pub(super) fn on_nick_ok(&mut self, nick: String, token: ResumeToken) -> Vec<Effect> {
@@ -35,6 +35,7 @@ impl App {
                 self.on_connection_lost(&format!("the server closed the connection ({text})"))
             }
             _ if fatal => self.fail(format!("❌ The server closed the connection: {text}")),
+            ErrorCode::NotDelivered | ErrorCode::FileTooLarge => self.on_chunk_refused(code, &text),
             ErrorCode::NickInvalid
             | ErrorCode::NickTaken
             | ErrorCode::NickOwned
@@ -75,7 +76,7 @@ impl App {
             ErrorCode::HeldFull => {
                 let line = match self.outbox.drop_newest_sent() {
                     Some(refused) => {
-                        let first = refused.lines.first().map_or("", String::as_str);
+                        let first = refused.lines.first().map_or("(a file message)", String::as_str);
                         let others = match refused.lines.len() {
                             0 | 1 => String::new(),
                             n => format!(" (and {} more line(s))", n - 1),
@@ -95,6 +96,10 @@ impl App {
             return Vec::new();
         }
         let mut effects = self.receipt_lines();
+        effects.extend(self.stop_transfers("the connection to the server was lost"));
+        if self.phase == Phase::Leaving {
+            return effects; // `--send` failed with it
+        }
         self.history.interrupt();
         effects.extend(self.release_held_frames());
         self.link = Link::Down;
@@ -159,6 +164,13 @@ impl App {
 
     pub(super) fn on_input_ended(&mut self) -> Vec<Effect> {
         let chatting = matches!(self.phase, Phase::Waiting | Phase::Chatting);
+        if chatting && (self.transfers.busy() || self.auto_send.is_some()) {
+            self.leave_when_done = true;
+            return vec![show(
+                Style::Notice,
+                "⏳ End of input: staying until the file transfer is done (Ctrl+C quits now)",
+            )];
+        }
         if chatting && !self.outbox.is_empty() {
             let queued = self.outbox.len();
             if self.link == Link::Down && self.scripted {
@@ -198,20 +210,30 @@ impl App {
             && self.link == Link::Up
             && self.resync.is_none()
             && (self.channel.is_some() || self.outbox.is_empty())
+            && !self.transfers.busy()
+            && self.auto_send.is_none()
     }
 
     /// `/exit` or end of input: leaves once what was sent is acknowledged (`WaitForAcks` bounds
     /// the wait), at once when nothing is pending or there is no connection to wait on.
     pub(super) fn leave(&mut self) -> Vec<Effect> {
         self.leave_when_done = false;
+        // Whatever is on its way stops with us (a temporary file is deleted).
+        let mut stopped: Vec<Effect> = self
+            .transfers
+            .take_all()
+            .iter()
+            .map(files::stop_effect)
+            .collect();
         let chatting = matches!(self.phase, Phase::Waiting | Phase::Chatting);
         if chatting && self.link != Link::Down && !self.outbox.is_empty() {
-            let mut effects = self.send_unsent();
+            stopped.extend(self.send_unsent());
             self.phase = Phase::Draining;
-            effects.push(Effect::WaitForAcks);
-            return effects;
+            stopped.push(Effect::WaitForAcks);
+            return stopped;
         }
-        self.finish_leaving(0)
+        stopped.extend(self.finish_leaving(self.exit_code));
+        stopped
     }
 
     /// Says what was not confirmed, says goodbye if connected, and ends with `code`.

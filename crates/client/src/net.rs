@@ -25,6 +25,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames the client lets queue for the socket before it stops reading input: the user's typing
 /// (or a piped file) slows to the network's pace instead of filling memory.
 const SEND_BACKLOG: usize = 256;
+/// Frames queued for the socket below which another file chunk may be queued: chunks never
+/// fill the queue, so a chat line typed during a transfer waits behind at most a few of them.
+const BULK_BACKLOG: usize = 4;
 
 /// What the relay announced in its `Welcome`.
 #[derive(Debug, Clone)]
@@ -188,6 +191,7 @@ impl Connection {
             tx,
             backlog: Arc::new(AtomicUsize::new(0)),
             room: Arc::new(Notify::new()),
+            bulk: Arc::new(Notify::new()),
         };
         let writing = tokio::spawn(write_frames(writer, rx, outgoing.clone(), events));
         Tasks {
@@ -225,6 +229,7 @@ pub struct Outgoing {
     tx: mpsc::UnboundedSender<Item>,
     backlog: Arc<AtomicUsize>,
     room: Arc<Notify>,
+    bulk: Arc<Notify>,
 }
 
 impl Outgoing {
@@ -248,6 +253,16 @@ impl Outgoing {
     /// Resolves when the writer has drained the backlog below the limit again.
     pub async fn room(&self) {
         self.room.notified().await;
+    }
+
+    /// Whether a file chunk may be queued now (the queue is nearly empty).
+    pub fn has_bulk_room(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) < BULK_BACKLOG
+    }
+
+    /// Resolves when the backlog has dropped below `BULK_BACKLOG` again.
+    pub async fn bulk_room(&self) {
+        self.bulk.notified().await;
     }
 }
 
@@ -287,6 +302,9 @@ async fn write_frames(
         let before = outgoing.backlog.fetch_sub(written, Ordering::Relaxed);
         if before >= SEND_BACKLOG && before - written < SEND_BACKLOG {
             outgoing.room.notify_one();
+        }
+        if before >= BULK_BACKLOG && before - written < BULK_BACKLOG {
+            outgoing.bulk.notify_one();
         }
         if finish {
             let _ = socket.shutdown().await;

@@ -2,13 +2,16 @@
 //! not the socket's send buffer, is the record of what must go again after a lost connection or a
 //! failed store. Lines wait here loose until they can be encrypted (a companion with a key) and
 //! sent; at that moment every loose line is packed into batches, one end-to-end envelope and one
-//! `Message` frame each, and a batch keeps its id and counter for every re-send. Pure: no socket,
-//! no clock, no keys (the app seals the batches).
+//! `Message` frame each, and a batch keeps its id and counter for every re-send. A file
+//! transfer's control message (offer, accept, …) is queued the same way and travels as a batch
+//! of its own, so acks, resends and receipts count it like any message. Pure: no socket, no
+//! clock, no keys (the app seals the batches).
 
 use std::collections::VecDeque;
 
 use p2pchat_proto::MessageId;
 use p2pchat_secure::e2e::sealed_len;
+use p2pchat_secure::FileControl;
 
 /// Most unacknowledged lines kept. At this many the client stops reading input until acks
 /// arrive, so a fast typist (or a piped file) goes at the relay's pace and memory stays bounded.
@@ -24,8 +27,24 @@ pub struct Batch {
     pub id: MessageId,
     /// The counter sealed into it, the same in every re-send (replay protection).
     pub counter: u64,
-    /// Its lines, as typed.
+    /// Its lines, as typed (none for a file control message).
     pub lines: Vec<String>,
+    /// A file transfer's control message, sent alone.
+    pub file: Option<FileControl>,
+}
+
+impl Batch {
+    /// What it counts for against `MAX_UNACKED`: its lines, or 1 for a control message.
+    fn weight(&self) -> usize {
+        self.lines.len().max(1)
+    }
+}
+
+/// Something queued and not packed yet.
+#[derive(Debug)]
+enum Loose {
+    Line(String),
+    File(FileControl),
 }
 
 /// The unacknowledged lines: batches (the first `sent` went out on the current connection, the
@@ -34,15 +53,21 @@ pub struct Batch {
 pub struct Outbox {
     batches: VecDeque<Batch>,
     sent: usize,
-    loose: VecDeque<String>,
-    /// Lines in `batches` and `loose` together.
+    loose: VecDeque<Loose>,
+    /// Lines (and control messages) in `batches` and `loose` together.
     lines: usize,
 }
 
 impl Outbox {
     /// Queues a new line (not yet packed or sent).
     pub fn push(&mut self, text: String) {
-        self.loose.push_back(text);
+        self.loose.push_back(Loose::Line(text));
+        self.lines += 1;
+    }
+
+    /// Queues a file transfer's control message; it goes in order with the lines around it.
+    pub fn push_file(&mut self, control: FileControl) {
+        self.loose.push_back(Loose::File(control));
         self.lines += 1;
     }
 
@@ -76,20 +101,40 @@ impl Outbox {
     /// it, nothing is silently lost). `next` gives each new batch its id and counter.
     pub fn pack(&mut self, max_body: usize, mut next: impl FnMut() -> (MessageId, u64)) {
         while let Some(first) = self.loose.pop_front() {
+            let first = match first {
+                Loose::Line(text) => text,
+                Loose::File(control) => {
+                    let (id, counter) = next();
+                    self.batches.push_back(Batch {
+                        id,
+                        counter,
+                        lines: Vec::new(),
+                        file: Some(control),
+                    });
+                    continue;
+                }
+            };
             let mut lengths = vec![first.len()];
             let mut lines = vec![first];
             while lines.len() < MAX_BATCH_LINES {
-                let Some(following) = self.loose.front() else {
+                let Some(Loose::Line(following)) = self.loose.front() else {
                     break;
                 };
                 lengths.push(following.len());
                 if sealed_len(lengths.iter().copied()) > max_body {
                     break;
                 }
-                lines.extend(self.loose.pop_front());
+                if let Some(Loose::Line(text)) = self.loose.pop_front() {
+                    lines.push(text);
+                }
             }
             let (id, counter) = next();
-            self.batches.push_back(Batch { id, counter, lines });
+            self.batches.push_back(Batch {
+                id,
+                counter,
+                lines,
+                file: None,
+            });
         }
     }
 
@@ -105,7 +150,7 @@ impl Outbox {
     pub fn ack(&mut self, count: u32) -> usize {
         let popped = (count as usize).min(self.sent);
         for batch in self.batches.drain(..popped) {
-            self.lines -= batch.lines.len();
+            self.lines -= batch.weight();
         }
         self.sent -= popped;
         popped
@@ -122,7 +167,7 @@ impl Outbox {
         match self.batches.iter().position(|batch| &batch.id == last_id) {
             Some(index) => {
                 for batch in self.batches.drain(..=index) {
-                    self.lines -= batch.lines.len();
+                    self.lines -= batch.weight();
                 }
                 self.sent = self.sent.saturating_sub(index + 1);
                 index + 1
@@ -138,7 +183,7 @@ impl Outbox {
         let index = self.sent.checked_sub(1)?;
         self.sent = index;
         let batch = self.batches.remove(index)?;
-        self.lines -= batch.lines.len();
+        self.lines -= batch.weight();
         Some(batch)
     }
 }
@@ -225,5 +270,26 @@ mod tests {
         assert_eq!(outbox.len(), MAX_BATCH_LINES + 9);
         assert_eq!(outbox.ack(3), 3);
         assert_eq!(outbox.len(), 1, "an ack is per frame, the count per line");
+    }
+
+    #[test]
+    fn a_file_control_message_is_a_batch_of_its_own_in_order() {
+        let mut outbox = Outbox::default();
+        outbox.push("before".into());
+        outbox.push_file(FileControl::Decline { transfer: [1; 16] });
+        outbox.push("after".into());
+        let mut made = 0u8;
+        outbox.pack(1 << 16, || {
+            made += 1;
+            ([made; 16], u64::from(made))
+        });
+        let batches = outbox.take_unsent();
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[0].lines, ["before"]);
+        assert!(batches[1].lines.is_empty() && batches[1].file.is_some());
+        assert_eq!(batches[2].lines, ["after"]);
+        assert_eq!(outbox.len(), 3);
+        assert_eq!(outbox.ack(3), 3);
+        assert!(outbox.is_empty());
     }
 }

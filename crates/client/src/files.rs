@@ -1,0 +1,377 @@
+//! The sending half of file transfers in `App`, and what both halves share: `/send` (the file
+//! is read through for its SHA-256 first, by the runner), the offer and the companion's answers,
+//! the file's chunks sealed one by one as the runner reads them, `/cancel`, and stopping every
+//! transfer when the companion goes. The control messages travel through the outbox like text;
+//! the chunks go straight out as `Chunk` frames (the relay never stores them). Pure.
+
+use std::path::PathBuf;
+
+use p2pchat_proto::{safe_file_name, ErrorCode, FileChunk, Frame};
+use p2pchat_secure::e2e::OVERHEAD;
+use p2pchat_secure::{FileControl, TransferId};
+
+use super::{printable, show, App, Effect, Link, Style};
+use crate::events::{FileFacts, Progress};
+use crate::transfers::{human_size, Side, Stage, Transfer, CHUNK};
+
+impl App {
+    /// File bytes per chunk: `CHUNK`, or less if the relay's messages are smaller.
+    pub(super) fn chunk_len(&self) -> usize {
+        CHUNK.min(self.max_message.saturating_sub(OVERHEAD)).max(1)
+    }
+
+    /// The companion files can go to now (connected, with a key), printable; or why not.
+    fn file_companion(&self) -> Result<String, String> {
+        let ready = self.link == Link::Up && self.present && self.channel.is_some();
+        match &self.companion {
+            Some(nick) if ready => Ok(printable(nick)),
+            _ => Err("❌ Files go only to a companion who is connected right now; /send works once you chat with someone who is online".into()),
+        }
+    }
+
+    /// A new transfer id: from the same unguessable sequence as message ids, so unique.
+    fn next_transfer_id(&mut self) -> TransferId {
+        self.ids_made += 1;
+        self.id_seed.wrapping_add(self.ids_made).to_be_bytes()
+    }
+
+    /// Queues a control message for the companion and sends what can go.
+    pub(super) fn queue_control(&mut self, control: FileControl) -> Vec<Effect> {
+        self.outbox.push_file(control);
+        if self.deferring {
+            return Vec::new();
+        }
+        self.send_unsent()
+    }
+
+    /// `/send PATH`: the runner reads the file through first (`Event::FileHashed`).
+    pub(super) fn send_file(&mut self, path: &str) -> Vec<Effect> {
+        if let Err(line) = self.file_companion() {
+            return vec![show(Style::Error, line)];
+        }
+        if self.transfers.is_full() {
+            return vec![show(
+                Style::Error,
+                "❌ Too many file transfers at once; wait for one to finish",
+            )];
+        }
+        let path = PathBuf::from(path);
+        let transfer = self.next_transfer_id();
+        self.transfers.insert(Transfer {
+            id: transfer,
+            side: Side::Sending { path: path.clone() },
+            name: printable(&path.display().to_string()),
+            size: 0,
+            sha256: [0; 32],
+            stage: Stage::Hashing,
+            order: 0,
+        });
+        vec![Effect::HashFile { transfer, path }]
+    }
+
+    /// `--send PATH`: offers it as soon as a companion is there to take it.
+    pub(super) fn maybe_auto_send(&mut self) -> Vec<Effect> {
+        if self.auto_send_id.is_some() || self.file_companion().is_err() {
+            return Vec::new();
+        }
+        let Some(path) = self.auto_send.take() else {
+            return Vec::new();
+        };
+        let effects = self.send_file(&path.display().to_string());
+        if let Some(Effect::HashFile { transfer, .. }) = effects.first() {
+            self.auto_send_id = Some(*transfer);
+        }
+        effects
+    }
+
+    pub(super) fn on_file_hashed(
+        &mut self,
+        transfer: TransferId,
+        result: Result<FileFacts, String>,
+    ) -> Vec<Effect> {
+        let Some(known) = self.transfers.get(&transfer) else {
+            return Vec::new(); // cancelled meanwhile
+        };
+        let shown = known.name.clone();
+        let facts = match (result, self.file_companion()) {
+            (Ok(facts), Ok(_)) => facts,
+            (Err(why), _) => {
+                self.transfers.remove(&transfer);
+                let line = show(Style::Error, format!("❌ Cannot send {shown}: {why}"));
+                return [vec![line], self.auto_send_over(&transfer, 1)].concat();
+            }
+            (Ok(_), Err(line)) => {
+                self.transfers.remove(&transfer);
+                return [
+                    vec![show(Style::Error, line)],
+                    self.auto_send_over(&transfer, 1),
+                ]
+                .concat();
+            }
+        };
+        let name = safe_file_name(&facts.name);
+        if let Some(known) = self.transfers.get_mut(&transfer) {
+            known.name = name.clone();
+            known.size = facts.size;
+            known.sha256 = facts.sha256;
+            known.stage = Stage::Offered;
+        }
+        let nick = self.companion_name();
+        let mut effects = vec![show(
+            Style::Notice,
+            format!("📎 Offering {name} ({}) to {nick}…", human_size(facts.size)),
+        )];
+        effects.extend(self.queue_control(FileControl::Offer {
+            transfer,
+            name,
+            size: facts.size,
+            sha256: facts.sha256,
+        }));
+        effects
+    }
+
+    /// The companion's (printable) nickname for lines about transfers.
+    pub(super) fn companion_name(&self) -> String {
+        printable(self.companion.as_deref().unwrap_or("your companion"))
+    }
+
+    /// A control message from the companion (live).
+    pub(super) fn on_file_control(&mut self, control: FileControl) -> Vec<Effect> {
+        let nick = self.companion_name();
+        match control {
+            FileControl::Offer {
+                transfer,
+                name,
+                size,
+                sha256,
+            } => self.on_offer(transfer, &name, size, sha256),
+            FileControl::Accept { transfer, from } => self.on_accept(transfer, from),
+            FileControl::Decline { transfer } => match self.take_sending(&transfer) {
+                Some(known) => {
+                    let line = show(Style::Notice, format!("📎 {nick} declined {}", known.name));
+                    [vec![line], self.auto_send_over(&transfer, 1)].concat()
+                }
+                None => Vec::new(),
+            },
+            FileControl::Cancel { transfer, reason } => {
+                let Some(known) = self.transfers.remove(&transfer) else {
+                    return Vec::new();
+                };
+                let mut effects = vec![stop_effect(&known)];
+                effects.push(show(
+                    Style::Error,
+                    format!(
+                        "❌ {nick} stopped the transfer of {}: {}",
+                        known.name,
+                        printable(&reason)
+                    ),
+                ));
+                effects.extend(self.auto_send_over(&transfer, 1));
+                effects
+            }
+            FileControl::Received { transfer } => match self.take_sending(&transfer) {
+                Some(known) => {
+                    let line = show(
+                        Style::Notice,
+                        format!("✅ {nick} received {} (SHA-256 verified)", known.name),
+                    );
+                    [vec![line], self.auto_send_over(&transfer, 0)].concat()
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// Removes a transfer we send, if it is one.
+    fn take_sending(&mut self, transfer: &TransferId) -> Option<Transfer> {
+        if self.transfers.get(transfer)?.receiving() {
+            return None;
+        }
+        self.transfers.remove(transfer)
+    }
+
+    fn on_accept(&mut self, transfer: TransferId, from: u64) -> Vec<Effect> {
+        let offered = self
+            .transfers
+            .get(&transfer)
+            .filter(|known| !known.receiving() && known.stage == Stage::Offered)
+            .cloned();
+        let Some(known) = offered.filter(|known| from <= known.size) else {
+            // An old offer (from history, or made before a reconnect): say it is gone.
+            return self.queue_control(FileControl::Cancel {
+                transfer,
+                reason: "this file is no longer offered; ask for it again".into(),
+            });
+        };
+        let Side::Sending { path } = known.side else {
+            return Vec::new();
+        };
+        let nick = self.companion_name();
+        let mut effects = vec![show(
+            Style::Notice,
+            format!("📎 {nick} accepted {}; sending…", known.name),
+        )];
+        let stage = if from == known.size {
+            Stage::Checking
+        } else {
+            effects.push(Effect::ReadFile {
+                transfer,
+                path,
+                from,
+                size: known.size,
+                chunk: self.chunk_len(),
+            });
+            Stage::Moving { next: from }
+        };
+        if let Some(known) = self.transfers.get_mut(&transfer) {
+            known.stage = stage;
+        }
+        effects
+    }
+
+    /// The runner read the next piece of a file we send: seal it and send it.
+    pub(super) fn on_chunk_read(
+        &mut self,
+        transfer: TransferId,
+        offset: u64,
+        data: &[u8],
+    ) -> Vec<Effect> {
+        let Some(channel) = &self.channel else {
+            return Vec::new();
+        };
+        let Some(known) = self.transfers.get_mut(&transfer) else {
+            return Vec::new(); // stopped: a piece read before it was
+        };
+        if known.receiving() || known.stage != (Stage::Moving { next: offset }) {
+            return Vec::new();
+        }
+        if self.link != Link::Up {
+            return Vec::new();
+        }
+        let mut body = Vec::with_capacity(data.len() + OVERHEAD);
+        if let Err(err) = channel.seal_chunk(&transfer, offset, data, &mut body) {
+            let why = format!("could not encrypt it ({err})");
+            return self.stop_sending(&transfer, &why, "the sender could not encrypt the file");
+        }
+        let next = offset + data.len() as u64;
+        known.stage = if next >= known.size {
+            Stage::Checking
+        } else {
+            Stage::Moving { next }
+        };
+        let progress = Progress {
+            transfer,
+            name: known.name.clone(),
+            done: next,
+            total: known.size,
+        };
+        vec![
+            Effect::Send(Frame::Chunk(FileChunk {
+                transfer,
+                offset,
+                body,
+            })),
+            Effect::Progress(progress),
+        ]
+    }
+
+    pub(super) fn on_read_failed(&mut self, transfer: TransferId, why: &str) -> Vec<Effect> {
+        let why = format!("could not read it ({})", printable(why));
+        self.stop_sending(&transfer, &why, "the sender could not read the file")
+    }
+
+    /// Stops a transfer we send, telling the companion `reason`.
+    fn stop_sending(&mut self, transfer: &TransferId, why: &str, reason: &str) -> Vec<Effect> {
+        let Some(known) = self.take_sending(transfer) else {
+            return Vec::new();
+        };
+        let mut effects = vec![
+            Effect::StopReading {
+                transfer: *transfer,
+            },
+            show(
+                Style::Error,
+                format!("❌ Sending {} stopped: {why}", known.name),
+            ),
+        ];
+        effects.extend(self.queue_control(FileControl::Cancel {
+            transfer: *transfer,
+            reason: reason.into(),
+        }));
+        effects.extend(self.auto_send_over(transfer, 1));
+        effects
+    }
+
+    /// The relay refused a chunk (`NotDelivered`, `FileTooLarge`): every file being sent stops
+    /// (the error does not say which; in practice it is all of them).
+    pub(super) fn on_chunk_refused(&mut self, code: ErrorCode, text: &str) -> Vec<Effect> {
+        let nick = self.companion_name();
+        let why = match code {
+            ErrorCode::FileTooLarge => {
+                format!("the server refuses files this large ({})", printable(text))
+            }
+            _ => format!("the server could not deliver it ({nick} is not connected)"),
+        };
+        let sending = self
+            .transfers
+            .ids_where(|known| !known.receiving() && matches!(known.stage, Stage::Moving { .. }));
+        let mut effects = Vec::new();
+        for transfer in sending {
+            effects.extend(self.stop_sending(&transfer, &why, &why));
+        }
+        effects
+    }
+
+    /// `/cancel`: stops every transfer under way (offers to us wait for /accept or /decline,
+    /// and a file we received whole is being checked and named: too late to stop).
+    pub(super) fn cancel_files(&mut self) -> Vec<Effect> {
+        let stopped = self.transfers.take_where(Transfer::cancellable);
+        if stopped.is_empty() {
+            return vec![show(Style::Error, "❌ No file transfer to cancel")];
+        }
+        let mut effects = Vec::new();
+        for known in stopped {
+            effects.push(stop_effect(&known));
+            effects.push(show(Style::Notice, format!("🛑 Cancelled {}", known.name)));
+            if known.stage != Stage::Hashing {
+                effects.extend(self.queue_control(FileControl::Cancel {
+                    transfer: known.id,
+                    reason: "cancelled".into(),
+                }));
+            }
+            effects.extend(self.auto_send_over(&known.id, 1));
+        }
+        effects
+    }
+
+    /// The companion went, or the connection did: every transfer stops (`why` says how).
+    pub(super) fn stop_transfers(&mut self, why: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for known in self.transfers.take_all() {
+            effects.push(stop_effect(&known));
+            effects.push(show(
+                Style::Error,
+                format!("⚠️ The transfer of {} stopped: {why}", known.name),
+            ));
+            effects.extend(self.auto_send_over(&known.id, 1));
+        }
+        effects
+    }
+
+    /// `--send`'s transfer ended with `code`: leave (once what is queued is acknowledged).
+    pub(super) fn auto_send_over(&mut self, transfer: &TransferId, code: i32) -> Vec<Effect> {
+        if self.auto_send_id.as_ref() != Some(transfer) {
+            return Vec::new();
+        }
+        self.exit_code = code;
+        self.leave()
+    }
+}
+
+/// What the runner must do to stop a transfer's disk work.
+pub(super) fn stop_effect(known: &Transfer) -> Effect {
+    match known.side {
+        Side::Sending { .. } => Effect::StopReading { transfer: known.id },
+        Side::Receiving { .. } => Effect::DiscardPart { transfer: known.id },
+    }
+}

@@ -1,0 +1,324 @@
+//! File transfers through the app: offers, answers, chunks in order, the end checks, stopping,
+//! and that chat goes on meanwhile. Nick1 is the app; Nick2's side is played with channels.
+
+use std::path::PathBuf;
+
+use p2pchat_proto::FileChunk;
+use p2pchat_secure::{FileControl, TransferId};
+
+use super::tests::*;
+use super::*;
+use crate::events::{FileFacts, Progress};
+
+pub(super) const SIZE: u64 = 150_000;
+pub(super) const SHA: [u8; 32] = [7; 32];
+pub(super) const T: TransferId = [9; 16];
+
+/// The file control messages the effects send, opened as Nick2 would.
+pub(super) fn sent_controls(effects: &[Effect]) -> Vec<FileControl> {
+    let nick2 = channel("Nick2", "Nick1");
+    sends(effects)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Message(message) => nick2.open(false, &message.id, &message.body).ok()?.file,
+            _ => None,
+        })
+        .collect()
+}
+
+/// A control message from Nick2.
+pub(super) fn control(seq: u64, control: FileControl) -> Event {
+    let id = [seq as u8 + 100; 16];
+    Event::Frame(Frame::Message(ChatMessage {
+        seq,
+        sent_ms: 1_795_624_800_000,
+        id,
+        body: channel("Nick2", "Nick1")
+            .seal_file(&id, seq, &control)
+            .expect("sealed"),
+    }))
+}
+
+/// A chunk from Nick2 of transfer `T`.
+pub(super) fn chunk(offset: u64, data: &[u8]) -> Event {
+    let mut body = Vec::new();
+    channel("Nick2", "Nick1")
+        .seal_chunk(&T, offset, data, &mut body)
+        .expect("sealed");
+    Event::Frame(Frame::Chunk(FileChunk {
+        transfer: T,
+        offset,
+        body,
+    }))
+}
+
+pub(super) fn with_files(downloads: &str, auto_accept: bool, send: Option<&str>) -> App {
+    let app = fresh(64 * 1024, None, false).with_utc_times().with_files(
+        PathBuf::from(downloads),
+        auto_accept,
+        send.map(PathBuf::from),
+    );
+    chatting(app, "Nick2")
+}
+
+/// Nick1 offers `report.pdf`; returns its transfer id.
+fn offering(app: &mut App) -> TransferId {
+    let effects = app.handle(Event::Line("/send /tmp/report.pdf".into()));
+    let Some(Effect::HashFile { transfer, path }) = effects.first().cloned() else {
+        panic!("no HashFile in {effects:?}");
+    };
+    assert_eq!(path, PathBuf::from("/tmp/report.pdf"));
+    let effects = app.handle(Event::FileHashed {
+        transfer,
+        result: Ok(FileFacts {
+            name: "report.pdf".into(),
+            size: 2_100_000,
+            sha256: SHA,
+        }),
+    });
+    assert_eq!(
+        texts(&effects),
+        ["📎 Offering report.pdf (2.1 MB) to Nick2…"]
+    );
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Offer {
+            transfer,
+            name: "report.pdf".into(),
+            size: 2_100_000,
+            sha256: SHA,
+        }]
+    );
+    transfer
+}
+
+/// The chunks the effects send, opened as Nick2 would: (offset, data).
+fn sent_chunks(effects: &[Effect], transfer: &TransferId) -> Vec<(u64, Vec<u8>)> {
+    let nick2 = channel("Nick2", "Nick1");
+    sends(effects)
+        .into_iter()
+        .filter_map(|frame| match frame {
+            Frame::Chunk(chunk) => {
+                let data = nick2
+                    .open_chunk(false, transfer, chunk.offset, &chunk.body)
+                    .expect("sealed for Nick2");
+                Some((chunk.offset, data))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_is_offered_streamed_in_order_and_confirmed() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = offering(&mut app);
+    let effects = app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    assert_eq!(texts(&effects), ["📎 Nick2 accepted report.pdf; sending…"]);
+    assert!(effects.contains(&Effect::ReadFile {
+        transfer,
+        path: "/tmp/report.pdf".into(),
+        from: 0,
+        size: 2_100_000,
+        chunk: 64 * 1024 - 41,
+    }));
+    let first = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 0,
+        data: vec![1; 100],
+    });
+    assert_eq!(sent_chunks(&first, &transfer), [(0, vec![1; 100])]);
+    // A piece out of order (a reader of a stopped transfer, say) is not sent.
+    let stray = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 5000,
+        data: vec![2; 100],
+    });
+    assert!(sends(&stray).is_empty());
+    // A line typed meanwhile goes at once: the file does not hold the conversation up.
+    let typed = app.handle(Event::Line("still here".into()));
+    assert_eq!(sent_lines(&typed).len(), 1);
+    let next = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 100,
+        data: vec![3; 10],
+    });
+    assert_eq!(sent_chunks(&next, &transfer), [(100, vec![3; 10])]);
+    assert!(next.contains(&Effect::Progress(Progress {
+        transfer,
+        name: "report.pdf".into(),
+        done: 110,
+        total: 2_100_000,
+    })));
+    let done = app.handle(control(2, FileControl::Received { transfer }));
+    assert_eq!(
+        texts(&done),
+        ["✅ Nick2 received report.pdf (SHA-256 verified)"]
+    );
+}
+
+#[test]
+fn missing_files_and_absent_companions_are_explained() {
+    let mut app = with_files("/dl", false, None);
+    let effects = app.handle(Event::Line("/send nope.txt".into()));
+    let Some(Effect::HashFile { transfer, .. }) = effects.first().cloned() else {
+        panic!("no HashFile");
+    };
+    let effects = app.handle(Event::FileHashed {
+        transfer,
+        result: Err("no such file or directory".into()),
+    });
+    assert_eq!(
+        texts(&effects),
+        ["❌ Cannot send nope.txt: no such file or directory"]
+    );
+    let mut alone = logged_in("Nick1");
+    let effects = alone.handle(Event::Line("/send x".into()));
+    assert!(texts(&effects)[0].starts_with("❌ Files go only to a companion who is connected"));
+}
+
+/// Nick1 has accepted Nick2's offer of `SIZE` bytes.
+pub(super) fn receiving() -> App {
+    let mut app = with_files("/dl", true, None);
+    let offer = FileControl::Offer {
+        transfer: T,
+        name: "report.pdf".into(),
+        size: SIZE,
+        sha256: SHA,
+    };
+    let accepted = app.handle(control(1, offer));
+    assert_eq!(
+        sent_controls(&accepted),
+        [FileControl::Accept {
+            transfer: T,
+            from: 0
+        }],
+        "--auto-accept"
+    );
+    app
+}
+
+pub(super) fn assert_stopped(effects: &[Effect], reason: &str) {
+    assert!(effects.contains(&Effect::DiscardPart { transfer: T }));
+    assert!(!effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::FinishFile { .. })));
+    assert_eq!(
+        sent_controls(effects),
+        [FileControl::Cancel {
+            transfer: T,
+            reason: reason.into(),
+        }]
+    );
+}
+
+#[test]
+fn declines_and_cancels_reach_the_other_side() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = offering(&mut app);
+    let effects = app.handle(control(1, FileControl::Decline { transfer }));
+    assert_eq!(texts(&effects), ["📎 Nick2 declined report.pdf"]);
+
+    let transfer = offering(&mut app);
+    app.handle(control(2, FileControl::Accept { transfer, from: 0 }));
+    let effects = app.handle(Event::Line("/cancel".into()));
+    assert!(effects.contains(&Effect::StopReading { transfer }));
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Cancel {
+            transfer,
+            reason: "cancelled".into(),
+        }]
+    );
+
+    let mut app = with_files("/dl", false, None);
+    app.handle(control(
+        1,
+        FileControl::Offer {
+            transfer: T,
+            name: "a.txt".into(),
+            size: 5,
+            sha256: SHA,
+        },
+    ));
+    let effects = app.handle(Event::Line("/decline".into()));
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Decline { transfer: T }]
+    );
+    let mut app = receiving();
+    let effects = app.handle(control(
+        2,
+        FileControl::Cancel {
+            transfer: T,
+            reason: "cancelled".into(),
+        },
+    ));
+    assert!(effects.contains(&Effect::DiscardPart { transfer: T }));
+    assert_eq!(
+        texts(&effects),
+        ["❌ Nick2 stopped the transfer of report.pdf: cancelled"]
+    );
+}
+
+#[test]
+fn transfers_stop_when_the_companion_leaves_or_the_relay_refuses() {
+    let mut app = receiving();
+    let effects = app.handle(Event::Frame(Frame::Left {
+        reason: LeftReason::Quit,
+        nick: "Nick2".into(),
+    }));
+    assert!(effects.contains(&Effect::DiscardPart { transfer: T }));
+    assert!(texts(&effects).contains(&"⚠️ The transfer of report.pdf stopped: Nick2 left".into()));
+
+    let mut app = with_files("/dl", false, None);
+    let transfer = offering(&mut app);
+    app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    let effects = app.handle(Event::Frame(Frame::Error {
+        code: ErrorCode::NotDelivered,
+        fatal: false,
+        text: "not connected".into(),
+    }));
+    assert!(effects.contains(&Effect::StopReading { transfer }));
+    assert_eq!(
+        texts(&effects),
+        ["❌ Sending report.pdf stopped: the server could not deliver it (Nick2 is not connected)"]
+    );
+    // Further refusals of chunks already on their way say nothing more.
+    let again = app.handle(Event::Frame(Frame::Error {
+        code: ErrorCode::NotDelivered,
+        fatal: false,
+        text: "not connected".into(),
+    }));
+    assert!(again.is_empty());
+}
+
+#[test]
+fn send_option_offers_once_paired_and_exits_with_the_outcome() {
+    let mut app = fresh(64 * 1024, None, true).with_files(
+        "/dl".into(),
+        false,
+        Some("/tmp/report.pdf".into()),
+    );
+    app = log_in(app, "Nick1");
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    let effects = app.handle(conversation("Nick2", 0));
+    let Some(Effect::HashFile { transfer, .. }) = effects.last().cloned() else {
+        panic!("no HashFile in {effects:?}");
+    };
+    // End of input (a script) does not end it early.
+    assert!(texts(&app.handle(Event::InputEnded))[0].contains("staying until the file"));
+    app.handle(Event::FileHashed {
+        transfer,
+        result: Ok(FileFacts {
+            name: "report.pdf".into(),
+            size: 0,
+            sha256: SHA,
+        }),
+    });
+    app.handle(ack(1, 1));
+    app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    app.handle(ack(1, 2));
+    let effects = app.handle(control(2, FileControl::Received { transfer }));
+    assert_eq!(effects.last(), Some(&Effect::Close { code: 0 }));
+}

@@ -1,0 +1,258 @@
+//! The receiving half of file transfers in `App`: an offer (shown, declined when there are too
+//! many, or accepted at once with `--auto-accept`), `/accept` and `/decline`, each chunk opened
+//! and checked against the offset expected before the runner writes it, and the end: the
+//! runner's SHA-256 check and final name, answered with `Received` or `Cancel`. Nothing is ever
+//! left under the final name unless its SHA-256 matched. Pure.
+
+use p2pchat_proto::{safe_file_name, FileChunk};
+use p2pchat_secure::{FileControl, TransferId};
+
+use super::{printable, show, App, Effect, Style};
+use crate::events::{Progress, SaveError};
+use crate::transfers::{human_size, Side, Stage, Transfer};
+
+impl App {
+    pub(super) fn on_offer(
+        &mut self,
+        transfer: TransferId,
+        name: &str,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Vec<Effect> {
+        let nick = self.companion_name();
+        let name = safe_file_name(name);
+        if self.transfers.get(&transfer).is_some() {
+            return Vec::new(); // the same offer again
+        }
+        if self.transfers.is_full() {
+            let line = show(
+                Style::Error,
+                format!(
+                    "📎 {nick} offered {name}, but too many transfers are pending; it was declined"
+                ),
+            );
+            let mut effects = vec![line];
+            effects.extend(self.queue_control(FileControl::Decline { transfer }));
+            return effects;
+        }
+        let dir = self.downloads.clone();
+        self.transfers.insert(Transfer {
+            id: transfer,
+            side: Side::Receiving { dir: dir.clone() },
+            name: name.clone(),
+            size,
+            sha256,
+            stage: Stage::Offered,
+            order: 0,
+        });
+        if self.auto_accept {
+            return self.accept_transfer(transfer);
+        }
+        vec![show(
+            Style::Notice,
+            format!(
+                "📎 {nick} offers {name} ({}). Type /accept to receive it in {}, or /decline.",
+                human_size(size),
+                printable(&dir.display().to_string())
+            ),
+        )]
+    }
+
+    /// `/accept [NAME|N]`.
+    pub(super) fn accept_file(&mut self, choice: Option<&str>) -> Vec<Effect> {
+        match self.transfers.pending_offer(choice) {
+            Some(transfer) => self.accept_transfer(transfer),
+            None => vec![no_offer(choice)],
+        }
+    }
+
+    /// `/decline [NAME|N]`.
+    pub(super) fn decline_file(&mut self, choice: Option<&str>) -> Vec<Effect> {
+        let Some(known) = self
+            .transfers
+            .pending_offer(choice)
+            .and_then(|transfer| self.transfers.remove(&transfer))
+        else {
+            return vec![no_offer(choice)];
+        };
+        let mut effects = vec![show(Style::Notice, format!("📎 Declined {}", known.name))];
+        effects.extend(self.queue_control(FileControl::Decline { transfer: known.id }));
+        effects
+    }
+
+    fn accept_transfer(&mut self, transfer: TransferId) -> Vec<Effect> {
+        let nick = self.companion_name();
+        let Some(known) = self.transfers.get_mut(&transfer) else {
+            return Vec::new();
+        };
+        let Side::Receiving { dir } = &known.side else {
+            return Vec::new();
+        };
+        let dir = dir.clone();
+        let (name, size, sha256) = (known.name.clone(), known.size, known.sha256);
+        // A 0-byte file is complete at once: its temporary file is checked and named now.
+        known.stage = if size == 0 {
+            Stage::Checking
+        } else {
+            Stage::Moving { next: 0 }
+        };
+        let mut effects = vec![
+            show(
+                Style::Notice,
+                format!(
+                    "📎 Receiving {name} ({}) from {nick} into {}…",
+                    human_size(size),
+                    printable(&dir.display().to_string())
+                ),
+            ),
+            Effect::CreatePart {
+                transfer,
+                dir,
+                name,
+            },
+        ];
+        if size == 0 {
+            effects.push(Effect::FinishFile { transfer, sha256 });
+        }
+        effects.extend(self.queue_control(FileControl::Accept { transfer, from: 0 }));
+        effects
+    }
+
+    /// A `Chunk` from the relay: opened, checked to be the next piece, handed to the runner.
+    pub(super) fn on_chunk(&mut self, chunk: FileChunk) -> Vec<Effect> {
+        let FileChunk {
+            transfer,
+            offset,
+            body,
+        } = chunk;
+        let Some(known) = self.transfers.get(&transfer) else {
+            return Vec::new(); // a late piece of a transfer that was stopped
+        };
+        let Stage::Moving { next } = known.stage else {
+            return Vec::new();
+        };
+        if !known.receiving() {
+            return Vec::new();
+        }
+        let Some(channel) = &self.channel else {
+            return Vec::new();
+        };
+        let data = match channel.open_chunk(false, &transfer, offset, &body) {
+            Ok(data) => data,
+            Err(_) => {
+                return self.fail_receiving(
+                    &transfer,
+                    "a piece failed its integrity check (altered in transit or by the relay)",
+                    "a piece failed its integrity check",
+                )
+            }
+        };
+        if offset != next {
+            let why = format!("a piece arrived out of order (at byte {offset}, expected {next})");
+            return self.fail_receiving(&transfer, &why, &why);
+        }
+        let end = next.saturating_add(data.len() as u64);
+        if end > known.size {
+            let why = "more bytes arrived than were offered";
+            return self.fail_receiving(&transfer, why, why);
+        }
+        let (name, size, sha256) = (known.name.clone(), known.size, known.sha256);
+        let mut effects = vec![
+            Effect::WriteChunk { transfer, data },
+            Effect::Progress(Progress {
+                transfer,
+                name,
+                done: end,
+                total: size,
+            }),
+        ];
+        let stage = if end == size {
+            effects.push(Effect::FinishFile { transfer, sha256 });
+            Stage::Checking
+        } else {
+            Stage::Moving { next: end }
+        };
+        if let Some(known) = self.transfers.get_mut(&transfer) {
+            known.stage = stage;
+        }
+        effects
+    }
+
+    /// Stops a transfer we receive: the temporary file goes, the sender hears `reason`.
+    fn fail_receiving(&mut self, transfer: &TransferId, why: &str, reason: &str) -> Vec<Effect> {
+        let Some(known) = self.transfers.remove(transfer) else {
+            return Vec::new();
+        };
+        let nick = self.companion_name();
+        let mut effects = vec![
+            Effect::DiscardPart {
+                transfer: *transfer,
+            },
+            show(
+                Style::Error,
+                format!(
+                    "❌ Receiving {} from {nick} stopped: {why}; nothing was saved",
+                    known.name
+                ),
+            ),
+        ];
+        effects.extend(self.queue_control(FileControl::Cancel {
+            transfer: *transfer,
+            reason: reason.into(),
+        }));
+        effects
+    }
+
+    pub(super) fn on_write_failed(&mut self, transfer: TransferId, why: &str) -> Vec<Effect> {
+        let why = format!("could not write it ({})", printable(why));
+        self.fail_receiving(&transfer, &why, "the receiver could not write the file")
+    }
+
+    /// The runner checked a received file's SHA-256 and named it (or not).
+    pub(super) fn on_file_saved(
+        &mut self,
+        transfer: TransferId,
+        result: Result<String, SaveError>,
+    ) -> Vec<Effect> {
+        let Some(known) = self.transfers.get(&transfer) else {
+            return Vec::new();
+        };
+        let Side::Receiving { dir } = &known.side else {
+            return Vec::new();
+        };
+        let dir = printable(&dir.display().to_string());
+        let size = human_size(known.size);
+        match result {
+            Ok(saved) => {
+                self.transfers.remove(&transfer);
+                let mut effects = vec![show(
+                    Style::Notice,
+                    format!(
+                        "✅ Saved {} ({size}) in {dir} (SHA-256 verified)",
+                        printable(&saved)
+                    ),
+                )];
+                effects.extend(self.queue_control(FileControl::Received { transfer }));
+                effects
+            }
+            Err(SaveError::Mismatch) => self.fail_receiving(
+                &transfer,
+                "its SHA-256 did not match the offer, so it was deleted",
+                "the file did not match its SHA-256",
+            ),
+            Err(SaveError::Io(why)) => {
+                let why = format!("could not save it ({})", printable(&why));
+                self.fail_receiving(&transfer, &why, "the receiver could not save the file")
+            }
+        }
+    }
+}
+
+/// No offer matches `/accept` or `/decline`.
+fn no_offer(choice: Option<&str>) -> Effect {
+    let text = match choice {
+        None => "❌ No file offer to answer".to_owned(),
+        Some(choice) => format!("❌ No file offer called {}", printable(choice)),
+    };
+    show(Style::Error, text)
+}

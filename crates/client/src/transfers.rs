@@ -1,0 +1,229 @@
+//! The file transfers of the current conversation, as plain data: which side we are on, how far
+//! each one is, and the words for sizes. `App` drives them (`files.rs`, `receiving.rs`); the
+//! runner does their disk work. Pure. A transfer lives only as long as its companion stays
+//! connected (resuming across reconnects is for a later version).
+
+use std::path::PathBuf;
+
+use p2pchat_secure::TransferId;
+
+/// Bytes of file per `Chunk` at most (less when the relay's message limit is smaller): big
+/// enough that a fast link is not held back by per-frame costs, small enough that a chat line
+/// queued behind a few of them still goes out promptly.
+pub const CHUNK: usize = 64 * 1024;
+/// Most transfers (offers included) at once: offers beyond it are declined, so a companion
+/// cannot grow this without bound.
+pub const MAX_TRANSFERS: usize = 16;
+
+/// Which way the bytes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Side {
+    /// We send the file at `path`.
+    Sending {
+        /// The file on disk.
+        path: PathBuf,
+    },
+    /// We receive it into `dir`.
+    Receiving {
+        /// The downloads directory.
+        dir: PathBuf,
+    },
+}
+
+/// How far a transfer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Sender: reading the file through for its size and SHA-256 before offering it.
+    Hashing,
+    /// The offer is out (or in), with no answer yet.
+    Offered,
+    /// Bytes are moving; `next` is the offset of the next chunk.
+    Moving {
+        /// Next offset.
+        next: u64,
+    },
+    /// Every byte went: the receiver checks the SHA-256 (the sender waits for `Received`).
+    Checking,
+}
+
+/// One file transfer.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Its id.
+    pub id: TransferId,
+    /// Which way.
+    pub side: Side,
+    /// Its file name: safe to show and to create.
+    pub name: String,
+    /// Bytes in all.
+    pub size: u64,
+    /// SHA-256 of the whole file.
+    pub sha256: [u8; 32],
+    /// How far it is.
+    pub stage: Stage,
+    /// When it was made, for "the latest offer".
+    pub order: u64,
+}
+
+impl Transfer {
+    /// Whether we receive it.
+    pub fn receiving(&self) -> bool {
+        matches!(self.side, Side::Receiving { .. })
+    }
+
+    /// Whether `/cancel` stops it: not an offer to us (that is `/decline`), nor a file we
+    /// received whole and are checking and naming (too late to stop).
+    pub fn cancellable(&self) -> bool {
+        !(self.pending_offer() || (self.receiving() && self.stage == Stage::Checking))
+    }
+
+    /// Whether it is an offer to us not answered yet.
+    pub fn pending_offer(&self) -> bool {
+        self.receiving() && self.stage == Stage::Offered
+    }
+}
+
+/// The transfers under way, at most `MAX_TRANSFERS`.
+#[derive(Debug, Default)]
+pub struct Transfers {
+    list: Vec<Transfer>,
+    made: u64,
+}
+
+impl Transfers {
+    /// Whether no more may start.
+    pub fn is_full(&self) -> bool {
+        self.list.len() >= MAX_TRANSFERS
+    }
+
+    /// Whether any is doing something (an offer to us that nobody answered does not count).
+    pub fn busy(&self) -> bool {
+        self.list.iter().any(|transfer| !transfer.pending_offer())
+    }
+
+    /// Adds one (the caller checked `is_full`); a transfer with the same id is replaced.
+    pub fn insert(&mut self, mut transfer: Transfer) {
+        self.made += 1;
+        transfer.order = self.made;
+        self.list.retain(|known| known.id != transfer.id);
+        self.list.push(transfer);
+    }
+
+    /// The transfer with this id.
+    pub fn get(&self, id: &TransferId) -> Option<&Transfer> {
+        self.list.iter().find(|transfer| &transfer.id == id)
+    }
+
+    /// The transfer with this id, to change.
+    pub fn get_mut(&mut self, id: &TransferId) -> Option<&mut Transfer> {
+        self.list.iter_mut().find(|transfer| &transfer.id == id)
+    }
+
+    /// Takes the transfer with this id out.
+    pub fn remove(&mut self, id: &TransferId) -> Option<Transfer> {
+        let index = self.list.iter().position(|transfer| &transfer.id == id)?;
+        Some(self.list.remove(index))
+    }
+
+    /// Takes every transfer out.
+    pub fn take_all(&mut self) -> Vec<Transfer> {
+        std::mem::take(&mut self.list)
+    }
+
+    /// Takes out those that `pick` chooses.
+    pub fn take_where(&mut self, pick: impl Fn(&Transfer) -> bool) -> Vec<Transfer> {
+        let (taken, kept) = std::mem::take(&mut self.list).into_iter().partition(pick);
+        self.list = kept;
+        taken
+    }
+
+    /// The ids of those that `pick` chooses.
+    pub fn ids_where(&self, pick: impl Fn(&Transfer) -> bool) -> Vec<TransferId> {
+        self.list
+            .iter()
+            .filter(|transfer| pick(transfer))
+            .map(|transfer| transfer.id)
+            .collect()
+    }
+
+    /// The offer to us that `choice` names: the latest when `None`, else the one whose name is
+    /// `choice` (ignoring case), or the `choice`th pending offer counting from 1.
+    pub fn pending_offer(&self, choice: Option<&str>) -> Option<TransferId> {
+        let mut offers: Vec<&Transfer> = self.list.iter().filter(|t| t.pending_offer()).collect();
+        offers.sort_by_key(|transfer| transfer.order);
+        let found = match choice {
+            None => offers.last(),
+            Some(choice) => offers
+                .iter()
+                .find(|transfer| transfer.name.eq_ignore_ascii_case(choice))
+                .or_else(|| {
+                    let n: usize = choice.parse().ok()?;
+                    offers.get(n.checked_sub(1)?)
+                }),
+        };
+        found.map(|transfer| transfer.id)
+    }
+}
+
+/// `512 bytes`, `2.1 MB`, `1.5 GB`: decimal units, as file managers show them.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes < 1000 {
+        return match bytes {
+            1 => "1 byte".to_owned(),
+            n => format!("{n} bytes"),
+        };
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(id: u8, name: &str) -> Transfer {
+        Transfer {
+            id: [id; 16],
+            side: Side::Receiving { dir: ".".into() },
+            name: name.into(),
+            size: 1,
+            sha256: [0; 32],
+            stage: Stage::Offered,
+            order: 0,
+        }
+    }
+
+    #[test]
+    fn sizes_read_like_a_file_manager() {
+        assert_eq!(human_size(0), "0 bytes");
+        assert_eq!(human_size(1), "1 byte");
+        assert_eq!(human_size(999), "999 bytes");
+        assert_eq!(human_size(2_100_000), "2.1 MB");
+        assert_eq!(human_size(999_999), "1.0 MB");
+        assert_eq!(human_size(1_500_000_000), "1.5 GB");
+    }
+
+    #[test]
+    fn offers_are_chosen_latest_first_by_name_or_by_number() {
+        let mut transfers = Transfers::default();
+        transfers.insert(offer(1, "a.txt"));
+        transfers.insert(offer(2, "B.txt"));
+        assert_eq!(transfers.pending_offer(None), Some([2; 16]));
+        assert_eq!(transfers.pending_offer(Some("A.TXT")), Some([1; 16]));
+        assert_eq!(transfers.pending_offer(Some("2")), Some([2; 16]));
+        assert_eq!(transfers.pending_offer(Some("3")), None);
+        assert_eq!(transfers.pending_offer(Some("0")), None);
+        assert!(!transfers.busy());
+        if let Some(transfer) = transfers.get_mut(&[1; 16]) {
+            transfer.stage = Stage::Moving { next: 0 };
+        }
+        assert!(transfers.busy());
+        assert_eq!(transfers.pending_offer(None), Some([2; 16]));
+    }
+}
