@@ -367,7 +367,22 @@ pub struct Client {
     pub child: Child,
     stdin: Arc<Mutex<Option<ChildStdin>>>,
     out: Lines,
-    config: tempfile::TempDir,
+    config: ConfigDir,
+}
+
+/// A client's config dir: its own, or one the test keeps across restarts.
+enum ConfigDir {
+    Own(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl ConfigDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Self::Own(dir) => dir.path(),
+            Self::Kept(path) => path,
+        }
+    }
 }
 
 impl Client {
@@ -377,6 +392,16 @@ impl Client {
 
     /// `start`, with `config` as the client's config dir (known relays, companions' keys).
     pub fn start_in(port: u16, extra: &[&str], config: tempfile::TempDir) -> Self {
+        Self::start_with(port, extra, ConfigDir::Own(config))
+    }
+
+    /// `start`, with the config dir at `config`, which the test keeps (a client started again
+    /// finds its pins there).
+    pub fn start_at(port: u16, extra: &[&str], config: &std::path::Path) -> Self {
+        Self::start_with(port, extra, ConfigDir::Kept(config.to_path_buf()))
+    }
+
+    fn start_with(port: u16, extra: &[&str], config: ConfigDir) -> Self {
         let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         let nick = extra
             .windows(2)
@@ -409,6 +434,11 @@ impl Client {
     /// The client's config dir (`XDG_CONFIG_HOME`).
     pub fn config_dir(&self) -> &std::path::Path {
         self.config.path()
+    }
+
+    /// Kills the client with SIGKILL and waits for it to be gone.
+    pub fn kill9(&mut self) {
+        stop(&mut self.child);
     }
 
     /// Types a line.
@@ -741,13 +771,21 @@ pub struct Proxy {
     stop: Arc<std::sync::atomic::AtomicBool>,
     /// Every byte that went through, both directions (up to `CAPTURE_LIMIT`).
     captured: Arc<Mutex<Vec<u8>>>,
+    /// How many bytes went through from the client's side to the relay's.
+    upstream: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Most bytes a proxy keeps of what went through it.
 const CAPTURE_LIMIT: usize = 64 << 20;
 
-/// Copies `from` to `to` until either ends, keeping a copy of the bytes in `captured`.
-fn pipe(mut from: TcpStream, mut to: TcpStream, captured: &Mutex<Vec<u8>>) {
+/// Copies `from` to `to` until either ends, keeping a copy of the bytes in `captured` and
+/// adding their number to `counted` if given.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    captured: &Mutex<Vec<u8>>,
+    counted: Option<&std::sync::atomic::AtomicU64>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -759,6 +797,9 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, captured: &Mutex<Vec<u8>>) {
             if captured.len() + n <= CAPTURE_LIMIT {
                 captured.extend_from_slice(&buf[..n]);
             }
+        }
+        if let Some(counted) = counted {
+            counted.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
@@ -775,7 +816,9 @@ impl Proxy {
         let live: Arc<Mutex<Vec<(TcpStream, TcpStream)>>> = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let upstream: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let (conns, stopped, tap) = (live.clone(), stop.clone(), captured.clone());
+        let up = upstream.clone();
         thread::spawn(move || {
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok((client, _)) = listener.accept() else {
@@ -788,18 +831,20 @@ impl Proxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                for (from, to) in [
+                for (from, to, counted) in [
                     (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
+                        Some(up.clone()),
                     ),
                     (
                         server.try_clone().expect("clone"),
                         client.try_clone().expect("clone"),
+                        None,
                     ),
                 ] {
                     let tap = tap.clone();
-                    thread::spawn(move || pipe(from, to, &tap));
+                    thread::spawn(move || pipe(from, to, &tap, counted.as_deref()));
                 }
                 conns.lock().unwrap().push((client, server));
             }
@@ -809,7 +854,13 @@ impl Proxy {
             live,
             stop,
             captured,
+            upstream,
         }
+    }
+
+    /// Bytes sent through the proxy by its clients, in all.
+    pub fn sent_upstream(&self) -> u64 {
+        self.upstream.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every byte that has gone through the proxy so far, both directions interleaved.
