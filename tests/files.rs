@@ -384,3 +384,81 @@ fn a_chunk_for_nobody_or_past_the_limit_is_refused_clearly() {
     }
     assert_chat_works(&mut probe1, &mut probe2, "after refused chunks");
 }
+
+/// The receiver, Bob, saving into `downloads` with the config dir `config` (kept by the test).
+fn receiver(server: &Server, downloads: &Path, config: &Path) -> Client {
+    let dir = downloads.to_str().unwrap();
+    Client::start_at(
+        server.port,
+        &["--nick", "Bob", "--to", "Ann", "--auto-accept", dir],
+        config,
+    )
+}
+
+#[test]
+fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.port);
+    let (source, downloads, config) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let size = 150 << 20;
+    let path = make_file(source.path(), "resume.bin", size);
+    let mut bob = receiver(&server, downloads.path(), config.path());
+    bob.expect("Waiting for Ann");
+    // Ann sends through a proxy that counts what she sends.
+    let mut ann = Client::start(
+        proxy.port,
+        &[
+            "--nick",
+            "Ann",
+            "--to",
+            "Bob",
+            "--send",
+            path.to_str().unwrap(),
+        ],
+    );
+    bob.expect_within("resume.bin: 50%", WAIT * 4);
+    bob.kill9();
+    let bob = receiver(&server, downloads.path(), config.path());
+    bob.expect("Resuming resume.bin");
+    bob.expect_within("✅ Saved resume.bin", WAIT * 8);
+    assert!(ann.wait_exit().success(), "the sender did not finish");
+    assert!(same_bytes(&path, &downloads.path().join("resume.bin")));
+    assert_eq!(settled_files(downloads.path()), ["resume.bin"]);
+    let sent = proxy.sent_upstream();
+    eprintln!("sent {sent} bytes for a file of {size}: {:.3}x", sent as f64 / size as f64);
+    assert!(
+        (sent as f64) < 1.6 * size as f64,
+        "sent {sent} bytes for a file of {size}"
+    );
+}
+
+#[test]
+fn a_cut_connection_resumes_the_transfer() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.port);
+    let (source, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let path = make_file(source.path(), "cut.bin", 100 << 20);
+    let dir = downloads.path().to_str().unwrap();
+    let bob = server.start_client(&["--nick", "Bob", "--to", "Ann", "--auto-accept", dir]);
+    bob.expect("Waiting for Ann");
+    let mut ann = Client::start(
+        proxy.port,
+        &[
+            "--nick",
+            "Ann",
+            "--to",
+            "Bob",
+            "--send",
+            path.to_str().unwrap(),
+        ],
+    );
+    bob.expect_within("cut.bin: 25%", WAIT * 4);
+    assert!(proxy.cut() > 0, "no connection to cut");
+    bob.expect_within("✅ Saved cut.bin", WAIT * 8);
+    assert!(ann.wait_exit().success());
+    assert!(same_bytes(&path, &downloads.path().join("cut.bin")));
+}

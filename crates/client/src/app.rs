@@ -5,8 +5,9 @@
 //! keys of companions and the end-to-end channel of the current conversation. The halves:
 //! `conversation.rs` (message flow), `lifecycle.rs` (login, errors, reconnects, leaving),
 //! `typing.rs` (typed lines and commands), `encryption.rs` (keys, sealing, opening),
-//! `frames.rs` (dispatching the relay's frames), `files.rs` and `receiving.rs` (file transfers:
-//! the app decides, the runner does the disk work it asks for).
+//! `frames.rs` (dispatching the relay's frames), `files.rs`, `receiving.rs` and `pausing.rs`
+//! (file transfers, resumed after interruptions: the app decides, the runner does the disk work
+//! it asks for).
 
 use std::path::PathBuf;
 
@@ -31,6 +32,8 @@ mod files;
 mod frames;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "pausing.rs"]
+mod pausing;
 #[path = "receiving.rs"]
 mod receiving;
 #[path = "typing.rs"]
@@ -332,6 +335,7 @@ impl App {
             Event::ReadFailed { transfer, why } => self.on_read_failed(transfer, &why),
             Event::FileSaved { transfer, result } => self.on_file_saved(transfer, result),
             Event::WriteFailed { transfer, why } => self.on_write_failed(transfer, &why),
+            Event::PartsFound(found) => self.on_parts_found(found),
         };
         if self.leave_when_done && self.can_leave_now() {
             effects.extend(self.leave());
@@ -438,3 +442,7 @@ mod files_tests;
 #[cfg(test)]
 #[path = "receiving_tests.rs"]
 mod receiving_tests;
+
+#[cfg(test)]
+#[path = "pausing_tests.rs"]
+mod pausing_tests;

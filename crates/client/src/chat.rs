@@ -316,8 +316,18 @@ impl Chat {
             // The last lines must reach the screen even if the editor is mid-line.
             self.ui.finish(self.want_input);
         }
+        // Interrupted downloads are looked for at once, so that their transfers are known
+        // before the next frame (the offer again, say) is handled.
+        let mut found = Vec::new();
         for effect in effects {
             match effect {
+                Effect::FindParts {
+                    dir,
+                    companion,
+                    key,
+                } => found.push(Event::PartsFound(crate::resume::find_parts(
+                    &dir, &companion, &key,
+                ))),
                 Effect::Show(line) => self.ui.show(&line),
                 Effect::Send(frame) => self.send(frame),
                 Effect::Prompt(prompt) => {
@@ -334,11 +344,19 @@ impl Chat {
                         self.ui.show(&line(Style::Plain, text));
                     }
                 }
-                Effect::StopReading { transfer } | Effect::DiscardPart { transfer } => {
+                Effect::StopReading { transfer }
+                | Effect::DiscardPart { transfer }
+                | Effect::ClosePart { transfer } => {
                     self.meter.forget(&transfer);
                     self.disk.apply(effect);
                 }
                 file => self.disk.apply(file),
+            }
+        }
+        for event in found {
+            let effects = self.app.handle(event);
+            if let Some(code) = self.apply(effects) {
+                return Some(code);
             }
         }
         close

@@ -105,13 +105,15 @@ impl App {
             Style::Notice,
             format!("👋 {} left the chat{how}", printable(nick)),
         )];
-        effects.extend(self.stop_transfers(&format!("{} left", printable(nick))));
+        effects.extend(self.pause_transfers(&format!("{} is away", printable(nick))));
         effects
     }
 
     pub(super) fn on_conversation(&mut self, info: ConversationInfo) -> Vec<Effect> {
         let mut effects = self.set_companion(&info.companion, self.present);
         effects.extend(self.on_companion_key(&info.companion, info.companion_key));
+        // Their interrupted downloads resume (found at once, before the next frame).
+        effects.extend(self.find_parts());
         self.inbox.joined(info.read_through);
         self.receipts.delivered_through(info.their_read_through);
         if self.link == Link::Up && self.resync == Some(Resync::AtConversation) {

@@ -16,7 +16,7 @@ use p2pchat_secure::TransferId;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Notify};
 
-use crate::events::{Effect, Event, FileFacts};
+use crate::events::{Effect, Event, FileFacts, FileStamp};
 use crate::saving::{write_files, Job};
 
 /// Chunks read ahead for the files being sent (all transfers together): enough to keep the
@@ -24,6 +24,8 @@ use crate::saving::{write_files, Job};
 const READ_AHEAD: usize = 4;
 /// Bytes read per `read` call when hashing.
 const HASH_BUFFER: usize = 64 * 1024;
+/// Why reading fails when the file is no longer the one offered (`Event::ReadFailed`).
+pub(crate) const FILE_CHANGED: &str = "it changed since it was offered";
 
 /// The runner's handle on all disk work.
 pub(crate) struct Disk {
@@ -116,11 +118,19 @@ impl Disk {
                 from,
                 size,
                 chunk,
+                stamp,
             } => {
                 let stop = Arc::new(AtomicBool::new(false));
-                self.readers.insert(transfer, (stop.clone(), size));
+                // Reading again from elsewhere (a resume): the reader before stops.
+                if let Some((old, _)) = self.readers.insert(transfer, (stop.clone(), size)) {
+                    old.store(true, Ordering::Relaxed);
+                }
                 let chunks = self.chunks_tx.clone();
                 tokio::task::spawn_blocking(move || {
+                    if let Some(why) = stamp.and_then(|stamp| changed(&path, &stamp)) {
+                        let _ = chunks.blocking_send(Event::ReadFailed { transfer, why });
+                        return;
+                    }
                     read_file(transfer, &path, from, size, chunk, &stop, &chunks);
                 });
             }
@@ -133,11 +143,25 @@ impl Disk {
                 transfer,
                 dir,
                 name,
+                record,
             } => self.job(Job::Create {
                 transfer,
                 dir,
                 name,
+                record,
             }),
+            Effect::ResumePart {
+                transfer,
+                dir,
+                name,
+                from,
+            } => self.job(Job::Resume {
+                transfer,
+                dir,
+                name,
+                from,
+            }),
+            Effect::ClosePart { transfer } => self.job(Job::Close { transfer }),
             Effect::WriteChunk { transfer, data } => self.job(Job::Write { transfer, data }),
             Effect::FinishFile { transfer, sha256 } => self.job(Job::Finish { transfer, sha256 }),
             Effect::DiscardPart { transfer } => self.job(Job::Discard { transfer }),
@@ -146,12 +170,7 @@ impl Disk {
     }
 
     fn job(&self, job: Job) {
-        let transfer = match &job {
-            Job::Create { transfer, .. }
-            | Job::Write { transfer, .. }
-            | Job::Finish { transfer, .. }
-            | Job::Discard { transfer } => *transfer,
-        };
+        let transfer = job.transfer();
         let sent = self.jobs.as_ref().is_some_and(|jobs| {
             self.pending.fetch_add(1, Ordering::Relaxed);
             jobs.send(job).is_ok()
@@ -179,6 +198,10 @@ impl Disk {
 /// A file's name, size and SHA-256, read through in pieces (never whole into memory).
 fn hash_file(path: &Path) -> Result<FileFacts, String> {
     let metadata = std::fs::metadata(path).map_err(|err| describe(&err))?;
+    let stamp = FileStamp {
+        len: metadata.len(),
+        modified: metadata.modified().ok(),
+    };
     if metadata.is_dir() {
         return Err("it is a directory; only single files can be sent for now".into());
     }
@@ -205,7 +228,17 @@ fn hash_file(path: &Path) -> Result<FileFacts, String> {
         name,
         size,
         sha256: hasher.finalize().into(),
+        stamp,
     })
+}
+
+/// Why the file at `path` is not the one `stamp` describes any more, if it is not.
+pub(crate) fn changed(path: &Path, stamp: &FileStamp) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == stamp.len && meta.modified().ok() == stamp.modified => None,
+        Ok(_) => Some(FILE_CHANGED.to_owned()),
+        Err(err) => Some(describe(&err)),
+    }
 }
 
 /// Reads `from..size` of `path` in pieces of `chunk` bytes into `chunks`, until told to stop.

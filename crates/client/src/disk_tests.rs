@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use super::*;
-use crate::events::SaveError;
-use crate::saving::{create_part, finish_part, numbered};
+use crate::events::{FileStamp, SaveError};
+use crate::saving::{create_part, finish_part, numbered, write_files, Job};
 
 fn sha(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
@@ -87,6 +87,10 @@ fn hashing_streams_and_explains_what_cannot_be_sent() {
             name: "data.bin".into(),
             size: 200_000,
             sha256: sha(&bytes),
+            stamp: FileStamp {
+                len: 200_000,
+                modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+            },
         }
     );
     assert!(hash_file(dir.path()).unwrap_err().contains("directory"));
@@ -114,4 +118,90 @@ fn files_are_read_in_order_in_chunks() {
     read_file([1; 16], &path, 0, 300, 200, &AtomicBool::new(false), &tx);
     assert!(matches!(rx.try_recv(), Ok(Event::ChunkRead { .. })));
     assert!(matches!(rx.try_recv(), Ok(Event::ReadFailed { .. })));
+}
+
+/// Runs the writer over `jobs` until they are done; returns what it reported.
+fn run_writer(jobs: Vec<Job>) -> Vec<Event> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let pending = AtomicUsize::new(jobs.len());
+    for job in jobs {
+        tx.send(job).expect("queued");
+    }
+    drop(tx);
+    write_files(&rx, &events_tx, &pending, &Notify::new());
+    let mut reported = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        reported.push(event);
+    }
+    reported
+}
+
+#[test]
+fn an_interrupted_download_is_kept_and_resumed_over_its_prefix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = crate::events::PartRecord {
+        companion: "nick2".into(),
+        key: [5; 32],
+        size: 11,
+        sha256: sha(b"hello world"),
+    };
+    let transfer = [3; 16];
+    let (name, path) = ("a.txt".to_owned(), dir.path().to_path_buf());
+    let first = run_writer(vec![
+        Job::Create {
+            transfer,
+            dir: path.clone(),
+            name: name.clone(),
+            record,
+        },
+        Job::Write {
+            transfer,
+            data: b"hello wo".to_vec(),
+        },
+        Job::Close { transfer },
+    ]);
+    assert!(first.is_empty(), "{first:?}");
+    let found = crate::resume::find_parts(dir.path(), "nick2", &[5; 32]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].have, 8);
+    // Resumed from 5 (as if only that much had been on disk when asked): the SHA-256 of the
+    // kept bytes is worked out again, the rest appended.
+    let second = run_writer(vec![
+        Job::Resume {
+            transfer,
+            dir: path.clone(),
+            name,
+            from: 5,
+        },
+        Job::Write {
+            transfer,
+            data: b" world".to_vec(),
+        },
+        Job::Finish {
+            transfer,
+            sha256: sha(b"hello world"),
+        },
+    ]);
+    assert_eq!(
+        second,
+        [Event::FileSaved {
+            transfer,
+            result: Ok("a.txt".into()),
+        }]
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("a.txt")).expect("read"),
+        b"hello world"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+    assert_eq!(left.len(), 1, "no temporary or state file is left");
+    // Resuming what is not there fails and leaves nothing.
+    let failed = run_writer(vec![Job::Resume {
+        transfer,
+        dir: path,
+        name: "gone.txt".into(),
+        from: 5,
+    }]);
+    assert!(matches!(failed[..], [Event::WriteFailed { .. }]));
 }

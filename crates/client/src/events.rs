@@ -74,6 +74,8 @@ pub enum Event {
         /// The final file name in the downloads directory, or what went wrong.
         result: Result<String, SaveError>,
     },
+    /// Interrupted downloads from the companion found on disk (`Effect::FindParts`).
+    PartsFound(Vec<FoundPart>),
     /// Writing a file being received failed (its temporary file is gone).
     WriteFailed {
         /// The transfer.
@@ -92,6 +94,45 @@ pub struct FileFacts {
     pub size: u64,
     /// SHA-256 of those bytes.
     pub sha256: [u8; 32],
+    /// Its length and modification time when it was read: a file that changed is not resumed.
+    pub stamp: FileStamp,
+}
+
+/// A file's length and modification time, to notice it changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time, where the system has one.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// What the state file of a download says besides its id and name (`resume.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    /// The sender's nickname, folded.
+    pub companion: String,
+    /// The sender's identity key.
+    pub key: [u8; 32],
+    /// Bytes offered.
+    pub size: u64,
+    /// SHA-256 offered.
+    pub sha256: [u8; 32],
+}
+
+/// An interrupted download found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundPart {
+    /// Its transfer.
+    pub transfer: TransferId,
+    /// The safe file name offered.
+    pub name: String,
+    /// Bytes offered.
+    pub size: u64,
+    /// SHA-256 offered.
+    pub sha256: [u8; 32],
+    /// Bytes already received and written (where to resume).
+    pub have: u64,
 }
 
 /// Why a received file was not saved.
@@ -144,6 +185,8 @@ pub enum Effect {
         size: u64,
         /// Bytes per piece.
         chunk: usize,
+        /// What the file looked like when offered: if it changed, reading fails instead.
+        stamp: Option<FileStamp>,
     },
     /// Stop reading for this transfer (pieces already read are dropped by the app).
     StopReading {
@@ -158,6 +201,35 @@ pub enum Effect {
         dir: PathBuf,
         /// The safe base name it will have.
         name: String,
+        /// What its state file records, so it can resume after an interruption.
+        record: PartRecord,
+    },
+    /// Reopen the temporary file of an interrupted download: keep its first `from` bytes
+    /// (their SHA-256 is worked out again) and append from there.
+    ResumePart {
+        /// The transfer.
+        transfer: TransferId,
+        /// The downloads directory.
+        dir: PathBuf,
+        /// The safe base name it will have.
+        name: String,
+        /// Bytes kept.
+        from: u64,
+    },
+    /// Close the transfer's temporary file but keep it (and its state file) to resume later.
+    ClosePart {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Look in `dir` for interrupted downloads from this companion (folded nickname and key)
+    /// and report them at once (`Event::PartsFound`), before the next frame is handled.
+    FindParts {
+        /// The downloads directory.
+        dir: PathBuf,
+        /// The companion's nickname, folded.
+        companion: String,
+        /// The companion's identity key.
+        key: [u8; 32],
     },
     /// Append these bytes to the transfer's temporary file (and to its running SHA-256).
     WriteChunk {
@@ -174,7 +246,7 @@ pub enum Effect {
         /// The SHA-256 the offer promised.
         sha256: [u8; 32],
     },
-    /// Delete the transfer's temporary file (cancelled, failed, stopped).
+    /// Delete the transfer's temporary file and its state file (cancelled, failed, refused).
     DiscardPart {
         /// The transfer.
         transfer: TransferId,

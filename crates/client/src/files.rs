@@ -1,8 +1,9 @@
 //! The sending half of file transfers in `App`, and what both halves share: `/send` (the file
 //! is read through for its SHA-256 first, by the runner), the offer and the companion's answers,
-//! the file's chunks sealed one by one as the runner reads them, `/cancel`, and stopping every
-//! transfer when the companion goes. The control messages travel through the outbox like text;
-//! the chunks go straight out as `Chunk` frames (the relay never stores them). Pure.
+//! the file's chunks sealed one by one as the runner reads them, `/cancel`, and stopping
+//! transfers that cannot go on (pausing and resuming are `pausing.rs`). The control messages
+//! travel through the outbox like text; the chunks go straight out as `Chunk` frames (the relay
+//! never stores them). Pure.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use p2pchat_secure::e2e::OVERHEAD;
 use p2pchat_secure::{FileControl, TransferId};
 
 use super::{printable, show, App, Effect, Link, Style};
+use crate::disk::FILE_CHANGED;
 use crate::events::{FileFacts, Progress};
 use crate::transfers::{human_size, Side, Stage, Transfer, CHUNK};
 
@@ -59,7 +61,10 @@ impl App {
         let transfer = self.next_transfer_id();
         self.transfers.insert(Transfer {
             id: transfer,
-            side: Side::Sending { path: path.clone() },
+            side: Side::Sending {
+                path: path.clone(),
+                stamp: None,
+            },
             name: printable(&path.display().to_string()),
             size: 0,
             sha256: [0; 32],
@@ -115,6 +120,9 @@ impl App {
             known.size = facts.size;
             known.sha256 = facts.sha256;
             known.stage = Stage::Offered;
+            if let Side::Sending { stamp, .. } = &mut known.side {
+                *stamp = Some(facts.stamp);
+            }
         }
         let nick = self.companion_name();
         let mut effects = vec![show(
@@ -183,50 +191,11 @@ impl App {
     }
 
     /// Removes a transfer we send, if it is one.
-    fn take_sending(&mut self, transfer: &TransferId) -> Option<Transfer> {
+    pub(super) fn take_sending(&mut self, transfer: &TransferId) -> Option<Transfer> {
         if self.transfers.get(transfer)?.receiving() {
             return None;
         }
         self.transfers.remove(transfer)
-    }
-
-    fn on_accept(&mut self, transfer: TransferId, from: u64) -> Vec<Effect> {
-        let offered = self
-            .transfers
-            .get(&transfer)
-            .filter(|known| !known.receiving() && known.stage == Stage::Offered)
-            .cloned();
-        let Some(known) = offered.filter(|known| from <= known.size) else {
-            // An old offer (from history, or made before a reconnect): say it is gone.
-            return self.queue_control(FileControl::Cancel {
-                transfer,
-                reason: "this file is no longer offered; ask for it again".into(),
-            });
-        };
-        let Side::Sending { path } = known.side else {
-            return Vec::new();
-        };
-        let nick = self.companion_name();
-        let mut effects = vec![show(
-            Style::Notice,
-            format!("📎 {nick} accepted {}; sending…", known.name),
-        )];
-        let stage = if from == known.size {
-            Stage::Checking
-        } else {
-            effects.push(Effect::ReadFile {
-                transfer,
-                path,
-                from,
-                size: known.size,
-                chunk: self.chunk_len(),
-            });
-            Stage::Moving { next: from }
-        };
-        if let Some(known) = self.transfers.get_mut(&transfer) {
-            known.stage = stage;
-        }
-        effects
     }
 
     /// The runner read the next piece of a file we send: seal it and send it.
@@ -276,12 +245,25 @@ impl App {
     }
 
     pub(super) fn on_read_failed(&mut self, transfer: TransferId, why: &str) -> Vec<Effect> {
+        if why == FILE_CHANGED {
+            let why = "the file changed since it was offered, so it cannot be resumed";
+            return self.stop_sending(
+                &transfer,
+                why,
+                "the file changed on the sender's side since it was offered; ask for it again",
+            );
+        }
         let why = format!("could not read it ({})", printable(why));
         self.stop_sending(&transfer, &why, "the sender could not read the file")
     }
 
     /// Stops a transfer we send, telling the companion `reason`.
-    fn stop_sending(&mut self, transfer: &TransferId, why: &str, reason: &str) -> Vec<Effect> {
+    pub(super) fn stop_sending(
+        &mut self,
+        transfer: &TransferId,
+        why: &str,
+        reason: &str,
+    ) -> Vec<Effect> {
         let Some(known) = self.take_sending(transfer) else {
             return Vec::new();
         };
@@ -302,16 +284,15 @@ impl App {
         effects
     }
 
-    /// The relay refused a chunk (`NotDelivered`, `FileTooLarge`): every file being sent stops
-    /// (the error does not say which; in practice it is all of them).
+    /// The relay refused a chunk: `NotDelivered` (the companion is gone) pauses every file
+    /// being sent until they accept it again; `FileTooLarge` stops them (the error does not say
+    /// which; in practice it is all of them).
     pub(super) fn on_chunk_refused(&mut self, code: ErrorCode, text: &str) -> Vec<Effect> {
         let nick = self.companion_name();
-        let why = match code {
-            ErrorCode::FileTooLarge => {
-                format!("the server refuses files this large ({})", printable(text))
-            }
-            _ => format!("the server could not deliver it ({nick} is not connected)"),
-        };
+        if code != ErrorCode::FileTooLarge {
+            return self.pause_sending(&format!("{nick} is not connected"));
+        }
+        let why = format!("the server refuses files this large ({})", printable(text));
         let sending = self
             .transfers
             .ids_where(|known| !known.receiving() && matches!(known.stage, Stage::Moving { .. }));
@@ -344,20 +325,6 @@ impl App {
         effects
     }
 
-    /// The companion went, or the connection did: every transfer stops (`why` says how).
-    pub(super) fn stop_transfers(&mut self, why: &str) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        for known in self.transfers.take_all() {
-            effects.push(stop_effect(&known));
-            effects.push(show(
-                Style::Error,
-                format!("⚠️ The transfer of {} stopped: {why}", known.name),
-            ));
-            effects.extend(self.auto_send_over(&known.id, 1));
-        }
-        effects
-    }
-
     /// `--send`'s transfer ended with `code`: leave (once what is queued is acknowledged).
     pub(super) fn auto_send_over(&mut self, transfer: &TransferId, code: i32) -> Vec<Effect> {
         if self.auto_send_id.as_ref() != Some(transfer) {
@@ -368,7 +335,7 @@ impl App {
     }
 }
 
-/// What the runner must do to stop a transfer's disk work.
+/// What the runner must do to stop a transfer's disk work (a temporary file is deleted).
 pub(super) fn stop_effect(known: &Transfer) -> Effect {
     match known.side {
         Side::Sending { .. } => Effect::StopReading { transfer: known.id },

@@ -8,11 +8,15 @@ use p2pchat_secure::{FileControl, TransferId};
 
 use super::tests::*;
 use super::*;
-use crate::events::{FileFacts, Progress};
+use crate::events::{FileFacts, FileStamp, Progress};
 
 pub(super) const SIZE: u64 = 150_000;
 pub(super) const SHA: [u8; 32] = [7; 32];
 pub(super) const T: TransferId = [9; 16];
+pub(super) const STAMP: FileStamp = FileStamp {
+    len: 2_100_000,
+    modified: None,
+};
 
 /// The file control messages the effects send, opened as Nick2 would.
 pub(super) fn sent_controls(effects: &[Effect]) -> Vec<FileControl> {
@@ -62,7 +66,7 @@ pub(super) fn with_files(downloads: &str, auto_accept: bool, send: Option<&str>)
 }
 
 /// Nick1 offers `report.pdf`; returns its transfer id.
-fn offering(app: &mut App) -> TransferId {
+pub(super) fn offering(app: &mut App) -> TransferId {
     let effects = app.handle(Event::Line("/send /tmp/report.pdf".into()));
     let Some(Effect::HashFile { transfer, path }) = effects.first().cloned() else {
         panic!("no HashFile in {effects:?}");
@@ -74,6 +78,7 @@ fn offering(app: &mut App) -> TransferId {
             name: "report.pdf".into(),
             size: 2_100_000,
             sha256: SHA,
+            stamp: STAMP,
         }),
     });
     assert_eq!(
@@ -121,6 +126,7 @@ fn a_file_is_offered_streamed_in_order_and_confirmed() {
         from: 0,
         size: 2_100_000,
         chunk: 64 * 1024 - 41,
+        stamp: Some(STAMP),
     }));
     let first = app.handle(Event::ChunkRead {
         transfer,
@@ -262,35 +268,34 @@ fn declines_and_cancels_reach_the_other_side() {
 }
 
 #[test]
-fn transfers_stop_when_the_companion_leaves_or_the_relay_refuses() {
-    let mut app = receiving();
-    let effects = app.handle(Event::Frame(Frame::Left {
-        reason: LeftReason::Quit,
-        nick: "Nick2".into(),
-    }));
-    assert!(effects.contains(&Effect::DiscardPart { transfer: T }));
-    assert!(texts(&effects).contains(&"⚠️ The transfer of report.pdf stopped: Nick2 left".into()));
-
+fn transfers_stop_when_the_conversation_changes_or_the_relay_refuses() {
     let mut app = with_files("/dl", false, None);
     let transfer = offering(&mut app);
     app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
     let effects = app.handle(Event::Frame(Frame::Error {
-        code: ErrorCode::NotDelivered,
+        code: ErrorCode::FileTooLarge,
         fatal: false,
-        text: "not connected".into(),
+        text: "over 4 GiB".into(),
     }));
     assert!(effects.contains(&Effect::StopReading { transfer }));
     assert_eq!(
         texts(&effects),
-        ["❌ Sending report.pdf stopped: the server could not deliver it (Nick2 is not connected)"]
+        ["❌ Sending report.pdf stopped: the server refuses files this large (over 4 GiB)"]
     );
     // Further refusals of chunks already on their way say nothing more.
     let again = app.handle(Event::Frame(Frame::Error {
-        code: ErrorCode::NotDelivered,
+        code: ErrorCode::FileTooLarge,
         fatal: false,
-        text: "not connected".into(),
+        text: "over 4 GiB".into(),
     }));
     assert!(again.is_empty());
+
+    let mut app = with_files("/dl", false, None);
+    let transfer = offering(&mut app);
+    let effects = app.handle(Event::Frame(Frame::Paired("Nick3".into())));
+    assert!(effects.contains(&Effect::StopReading { transfer }));
+    assert!(texts(&effects)
+        .contains(&"⚠️ The transfer of report.pdf stopped: the conversation changed".into()));
 }
 
 #[test]
@@ -314,6 +319,7 @@ fn send_option_offers_once_paired_and_exits_with_the_outcome() {
             name: "report.pdf".into(),
             size: 0,
             sha256: SHA,
+            stamp: STAMP,
         }),
     });
     app.handle(ack(1, 1));

@@ -21,6 +21,7 @@ pub mod net;
 mod outbox;
 mod progress;
 mod receipts;
+mod resume;
 mod saving;
 mod startup;
 mod transfers;

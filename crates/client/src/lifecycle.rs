@@ -4,7 +4,7 @@
 
 use p2pchat_proto::{fold_nick, Challenge, ErrorCode, Frame, ResumeToken};
 
-use super::{files, printable, show, App, Effect, Link, Phase, Prompt, Resync, Style};
+use super::{pausing, printable, show, App, Effect, Link, Phase, Prompt, Resync, Style};
 
 impl App {
     pub(super) fn on_nick_ok(&mut self, nick: String, token: ResumeToken) -> Vec<Effect> {
@@ -96,7 +96,7 @@ impl App {
             return Vec::new();
         }
         let mut effects = self.receipt_lines();
-        effects.extend(self.stop_transfers("the connection to the server was lost"));
+        effects.extend(self.pause_transfers("the connection to the server was lost"));
         if self.phase == Phase::Leaving {
             return effects; // `--send` failed with it
         }
@@ -218,12 +218,12 @@ impl App {
     /// the wait), at once when nothing is pending or there is no connection to wait on.
     pub(super) fn leave(&mut self) -> Vec<Effect> {
         self.leave_when_done = false;
-        // Whatever is on its way stops with us (a temporary file is deleted).
+        // Whatever is on its way stops with us (a file being received is kept to resume).
         let mut stopped: Vec<Effect> = self
             .transfers
             .take_all()
             .iter()
-            .map(files::stop_effect)
+            .map(pausing::leave_effect)
             .collect();
         let chatting = matches!(self.phase, Phase::Waiting | Phase::Chatting);
         if chatting && self.link != Link::Down && !self.outbox.is_empty() {

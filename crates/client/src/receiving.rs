@@ -2,13 +2,13 @@
 //! many, or accepted at once with `--auto-accept`), `/accept` and `/decline`, each chunk opened
 //! and checked against the offset expected before the runner writes it, and the end: the
 //! runner's SHA-256 check and final name, answered with `Received` or `Cancel`. Nothing is ever
-//! left under the final name unless its SHA-256 matched. Pure.
+//! left under the final name unless its SHA-256 matched. Resuming is `pausing.rs`. Pure.
 
 use p2pchat_proto::{safe_file_name, FileChunk};
 use p2pchat_secure::{FileControl, TransferId};
 
 use super::{printable, show, App, Effect, Style};
-use crate::events::{Progress, SaveError};
+use crate::events::{PartRecord, Progress, SaveError};
 use crate::transfers::{human_size, Side, Stage, Transfer};
 
 impl App {
@@ -109,6 +109,12 @@ impl App {
                 transfer,
                 dir,
                 name,
+                record: PartRecord {
+                    companion: self.partner.clone().unwrap_or_default(),
+                    key: self.channel.as_ref().map_or([0; 32], |c| *c.theirs()),
+                    size,
+                    sha256,
+                },
             },
         ];
         if size == 0 {

@@ -7,7 +7,7 @@ use p2pchat_secure::FileControl;
 use super::files_tests::*;
 use super::tests::*;
 use super::*;
-use crate::events::SaveError;
+use crate::events::{PartRecord, SaveError};
 
 #[test]
 fn an_offer_is_accepted_written_in_order_and_saved() {
@@ -32,6 +32,12 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
         transfer: T,
         dir: "/dl".into(),
         name: "report.pdf".into(),
+        record: PartRecord {
+            companion: "nick2".into(),
+            key: key_of("Nick2"),
+            size: SIZE,
+            sha256: SHA,
+        },
     }));
     assert_eq!(
         sent_controls(&accepted),

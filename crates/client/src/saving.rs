@@ -1,12 +1,13 @@
 //! The writer thread of file transfers: each received file goes to a temporary file
 //! (`.NAME.TAG.p2pchat-part`, created exclusively, owner-only) with a running SHA-256; at the end
 //! the SHA-256 is compared with the offer's and the file moved to its final name with `place`,
-//! never over an existing file, or deleted. A temporary file never outlives its transfer: it is
-//! deleted when the transfer stops, fails, or the client ends.
+//! never over an existing file, or deleted. A temporary file with a state file (`resume.rs`)
+//! outlives an interruption (a lost connection, a companion away, the client ending) so the
+//! download can resume; it is deleted when the transfer is refused, cancelled or fails.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -15,7 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Notify};
 
 use crate::disk::describe;
-use crate::events::{Event, SaveError};
+use crate::events::{Event, PartRecord, SaveError};
+use crate::resume::{part_path, remove_part, write_state};
 
 /// Write jobs queued for the writer thread before the runner stops taking frames from the
 /// network (about 4 MiB of chunks).
@@ -29,6 +31,13 @@ pub(crate) enum Job {
         transfer: TransferId,
         dir: PathBuf,
         name: String,
+        record: PartRecord,
+    },
+    Resume {
+        transfer: TransferId,
+        dir: PathBuf,
+        name: String,
+        from: u64,
     },
     Write {
         transfer: TransferId,
@@ -41,12 +50,30 @@ pub(crate) enum Job {
     Discard {
         transfer: TransferId,
     },
+    Close {
+        transfer: TransferId,
+    },
+}
+
+impl Job {
+    pub(crate) fn transfer(&self) -> TransferId {
+        match self {
+            Job::Create { transfer, .. }
+            | Job::Resume { transfer, .. }
+            | Job::Write { transfer, .. }
+            | Job::Finish { transfer, .. }
+            | Job::Discard { transfer }
+            | Job::Close { transfer } => *transfer,
+        }
+    }
 }
 
 /// A file being received: its temporary file and running SHA-256.
 pub(crate) struct Part {
     pub file: File,
     pub path: PathBuf,
+    /// Its state file, once written: without one it cannot resume, so it is never kept.
+    pub state: Option<PathBuf>,
     dir: PathBuf,
     name: String,
     pub hasher: Sha256,
@@ -66,7 +93,25 @@ pub(crate) fn write_files(
                 transfer,
                 dir,
                 name,
+                record,
             } => match create_part(&transfer, dir, name) {
+                Ok(mut part) => {
+                    // Without it the download only cannot resume; it still goes on.
+                    part.state = write_state(&part.path, &transfer, &part.name, &record).ok();
+                    parts.insert(transfer, part);
+                    None
+                }
+                Err(err) => Some(Event::WriteFailed {
+                    transfer,
+                    why: describe(&err),
+                }),
+            },
+            Job::Resume {
+                transfer,
+                dir,
+                name,
+                from,
+            } => match reopen_part(&transfer, dir, name, from) {
                 Ok(part) => {
                     parts.insert(transfer, part);
                     None
@@ -97,6 +142,10 @@ pub(crate) fn write_files(
                 discard(parts.remove(&transfer));
                 None
             }
+            Job::Close { transfer } => {
+                keep(parts.remove(&transfer));
+                None
+            }
         };
         if let Some(reply) = reply {
             let _ = events.send(reply);
@@ -106,16 +155,26 @@ pub(crate) fn write_files(
             room.notify_one();
         }
     }
-    // The runner is gone: nothing half-received stays behind.
+    // The runner is gone: what can resume stays, nothing else half-received does.
     for (_, part) in parts.drain() {
-        discard(Some(part));
+        keep(Some(part));
     }
 }
 
 fn discard(part: Option<Part>) {
     if let Some(part) = part {
         drop(part.file);
-        let _ = std::fs::remove_file(&part.path);
+        remove_part(&part.path);
+    }
+}
+
+/// Closes a temporary file, kept for resuming if it has a state file (else deleted).
+fn keep(part: Option<Part>) {
+    match part {
+        Some(part) if part.state.is_some() => {
+            let _ = part.file.sync_data();
+        }
+        other => discard(other),
     }
 }
 
@@ -126,8 +185,7 @@ pub(crate) fn create_part(
     name: String,
 ) -> std::io::Result<Part> {
     std::fs::create_dir_all(&dir)?;
-    let tag: String = transfer[..4].iter().map(|b| format!("{b:02x}")).collect();
-    let path = dir.join(format!(".{name}.{tag}.p2pchat-part"));
+    let path = part_path(&dir, transfer, &name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -136,10 +194,69 @@ pub(crate) fn create_part(
     Ok(Part {
         file,
         path,
+        state: None,
         dir,
         name,
         hasher: Sha256::new(),
     })
+}
+
+/// The temporary file of an interrupted download, reopened to append after its first `from`
+/// bytes, whose SHA-256 is worked out again. If it cannot be, it and its state file go (the
+/// sender hears of the failure and it is not tried again).
+pub(crate) fn reopen_part(
+    transfer: &TransferId,
+    dir: PathBuf,
+    name: String,
+    from: u64,
+) -> std::io::Result<Part> {
+    let path = part_path(&dir, transfer, &name);
+    let reopened = (|| {
+        if !std::fs::symlink_metadata(&path)?.is_file() {
+            return Err(std::io::Error::other(
+                "its temporary file is not a plain file",
+            ));
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0; 64 * 1024];
+        let mut read = 0u64;
+        let mut prefix = (&mut file).take(from);
+        loop {
+            match prefix.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buffer[..n]);
+                    read += n as u64;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if read != from {
+            return Err(std::io::Error::other("its temporary file got shorter"));
+        }
+        file.set_len(from)?;
+        file.seek(SeekFrom::Start(from))?;
+        Ok((file, hasher))
+    })();
+    match reopened {
+        Ok((file, hasher)) => Ok(Part {
+            file,
+            state: Some(crate::resume::state_path(&path)),
+            path,
+            dir,
+            name,
+            hasher,
+        }),
+        Err(err) => {
+            remove_part(&path);
+            Err(err)
+        }
+    }
 }
 
 /// Checks the SHA-256 and gives the file its final name, or deletes it.
@@ -155,7 +272,12 @@ pub(crate) fn finish_part(mut part: Part, sha256: &[u8; 32]) -> Result<String, S
         return Err(SaveError::Io(why));
     }
     match place(&part.path, &part.dir, &part.name) {
-        Ok(name) => Ok(name),
+        Ok(name) => {
+            if let Some(state) = &part.state {
+                let _ = std::fs::remove_file(state);
+            }
+            Ok(name)
+        }
         Err(err) => {
             let why = describe(&err);
             discard(Some(part));

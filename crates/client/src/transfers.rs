@@ -1,11 +1,13 @@
 //! The file transfers of the current conversation, as plain data: which side we are on, how far
 //! each one is, and the words for sizes. `App` drives them (`files.rs`, `receiving.rs`); the
-//! runner does their disk work. Pure. A transfer lives only as long as its companion stays
-//! connected (resuming across reconnects is for a later version).
+//! runner does their disk work. Pure. An interrupted transfer resumes: the sender keeps it
+//! paused, the receiver keeps its temporary file (`resume.rs`) and asks again from where it is.
 
 use std::path::PathBuf;
 
 use p2pchat_secure::TransferId;
+
+use crate::events::FileStamp;
 
 /// Bytes of file per `Chunk` at most (less when the relay's message limit is smaller): big
 /// enough that a fast link is not held back by per-frame costs, small enough that a chat line
@@ -22,6 +24,8 @@ pub enum Side {
     Sending {
         /// The file on disk.
         path: PathBuf,
+        /// Its length and modification time once hashed: it must not change before it is sent.
+        stamp: Option<FileStamp>,
     },
     /// We receive it into `dir`.
     Receiving {
@@ -44,6 +48,11 @@ pub enum Stage {
     },
     /// Every byte went: the receiver checks the SHA-256 (the sender waits for `Received`).
     Checking,
+    /// Sender: the companion or the connection went; it goes on when they accept it again.
+    Paused {
+        /// The offset it had reached.
+        next: u64,
+    },
 }
 
 /// One file transfer.
@@ -165,6 +174,12 @@ impl Transfers {
     }
 }
 
+/// `48% (100.7 MB of 209.7 MB)`: how far `done` of `total` is.
+pub fn share(done: u64, total: u64) -> String {
+    let percent = u128::from(done) * 100 / u128::from(total.max(1));
+    format!("{percent}% ({} of {})", human_size(done), human_size(total))
+}
+
 /// `512 bytes`, `2.1 MB`, `1.5 GB`: decimal units, as file managers show them.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
@@ -207,6 +222,10 @@ mod tests {
         assert_eq!(human_size(2_100_000), "2.1 MB");
         assert_eq!(human_size(999_999), "1.0 MB");
         assert_eq!(human_size(1_500_000_000), "1.5 GB");
+        assert_eq!(
+            share(100_700_000, 209_700_000),
+            "48% (100.7 MB of 209.7 MB)"
+        );
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! Interrupted transfers: the receiver keeps what arrived and asks again from there when the
+//! companion is back; the sender pauses and goes on from that offset, unless its file changed;
+//! a transfer the sender no longer knows is cancelled and its leftovers go. The helpers are in
+//! `files_tests.rs`.
+
+use p2pchat_secure::FileControl;
+
+use super::files_tests::*;
+use super::tests::*;
+use super::*;
+use crate::disk::FILE_CHANGED;
+use crate::events::{FileFacts, FoundPart};
+
+fn left() -> Event {
+    Event::Frame(Frame::Left {
+        reason: LeftReason::ConnectionLost,
+        nick: "Nick2".into(),
+    })
+}
+
+/// Nick2 is back: `Paired` and `Conversation` again.
+fn back(app: &mut App, read_through: u64) -> Vec<Effect> {
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    app.handle(conversation("Nick2", read_through))
+}
+
+fn found(have: u64) -> FoundPart {
+    FoundPart {
+        transfer: T,
+        name: "report.pdf".into(),
+        size: SIZE,
+        sha256: SHA,
+        have,
+    }
+}
+
+#[test]
+fn the_receiver_keeps_what_arrived_and_asks_again_from_there() {
+    let mut app = receiving();
+    app.handle(chunk(0, &[1; 100]));
+    let effects = app.handle(left());
+    assert!(effects.contains(&Effect::ClosePart { transfer: T }));
+    assert!(!effects.contains(&Effect::DiscardPart { transfer: T }));
+    assert!(sent_controls(&effects).is_empty(), "no Cancel");
+    assert!(texts(&effects).contains(
+        &"⏸ Receiving report.pdf paused at 0% (100 bytes of 150.0 kB): Nick2 is away; it resumes when they are back".into()
+    ));
+    let effects = back(&mut app, 1);
+    assert!(effects.contains(&Effect::FindParts {
+        dir: "/dl".into(),
+        companion: "nick2".into(),
+        key: key_of("Nick2"),
+    }));
+    let effects = app.handle(Event::PartsFound(vec![found(100)]));
+    assert_eq!(
+        texts(&effects),
+        ["📎 Resuming report.pdf from 0% (100 bytes of 150.0 kB)"]
+    );
+    assert!(effects.contains(&Effect::ResumePart {
+        transfer: T,
+        dir: "/dl".into(),
+        name: "report.pdf".into(),
+        from: 100,
+    }));
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Accept {
+            transfer: T,
+            from: 100
+        }]
+    );
+    // Found again (another `Conversation`), or offered again: nothing starts twice.
+    assert!(app.handle(Event::PartsFound(vec![found(100)])).is_empty());
+    let offer = FileControl::Offer {
+        transfer: T,
+        name: "report.pdf".into(),
+        size: SIZE,
+        sha256: SHA,
+    };
+    assert!(app.handle(control(2, offer)).is_empty());
+    let rest = app.handle(chunk(100, &[2; SIZE as usize - 100]));
+    assert!(rest.contains(&Effect::FinishFile {
+        transfer: T,
+        sha256: SHA,
+    }));
+}
+
+#[test]
+fn a_lost_connection_or_leaving_keeps_the_part_and_a_whole_one_is_finished_at_once() {
+    let mut app = receiving();
+    app.handle(chunk(0, &[1; 100]));
+    let effects = app.handle(Event::ConnectionLost("reset".into()));
+    assert!(effects.contains(&Effect::ClosePart { transfer: T }));
+    assert!(!effects.contains(&Effect::DiscardPart { transfer: T }));
+
+    let mut app = receiving();
+    let effects = app.handle(Event::Line("/exit".into()));
+    assert!(effects.contains(&Effect::ClosePart { transfer: T }));
+
+    let mut app = with_files("/dl", true, None);
+    let effects = app.handle(Event::PartsFound(vec![found(SIZE)]));
+    assert!(effects.contains(&Effect::FinishFile {
+        transfer: T,
+        sha256: SHA,
+    }));
+    assert!(sent_controls(&effects).is_empty());
+}
+
+#[test]
+fn a_transfer_the_sender_no_longer_knows_is_cancelled_and_its_leftovers_go() {
+    let mut app = with_files("/dl", true, None);
+    app.handle(Event::PartsFound(vec![found(100)]));
+    let reason = "this file is no longer offered; ask for it again";
+    let effects = app.handle(control(
+        1,
+        FileControl::Cancel {
+            transfer: T,
+            reason: reason.into(),
+        },
+    ));
+    assert!(effects.contains(&Effect::DiscardPart { transfer: T }));
+    assert_eq!(
+        texts(&effects),
+        [format!(
+            "❌ Nick2 stopped the transfer of report.pdf: {reason}"
+        )]
+    );
+    // The sender's side of it: an accept for a transfer it does not know.
+    let mut sender = with_files("/dl", false, None);
+    let effects = sender.handle(control(
+        1,
+        FileControl::Accept {
+            transfer: T,
+            from: 5,
+        },
+    ));
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Cancel {
+            transfer: T,
+            reason: reason.into(),
+        }]
+    );
+}
+
+/// Nick1 sends report.pdf; 100 bytes went before Nick2 was gone.
+fn paused_sender(app: &mut App) -> TransferId {
+    let transfer = offering(app);
+    app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    app.handle(Event::ChunkRead {
+        transfer,
+        offset: 0,
+        data: vec![1; 100],
+    });
+    let effects = app.handle(left());
+    assert!(effects.contains(&Effect::StopReading { transfer }));
+    assert!(texts(&effects).contains(
+        &"⏸ Sending report.pdf paused at 0% (100 bytes of 2.1 MB): Nick2 is away; it resumes when they accept it again".into()
+    ));
+    back(app, 1);
+    transfer
+}
+
+#[test]
+fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = paused_sender(&mut app);
+    let effects = app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer,
+            from: 100,
+        },
+    ));
+    assert_eq!(
+        texts(&effects),
+        ["📎 Resuming report.pdf for Nick2 from 0% (100 bytes of 2.1 MB)"]
+    );
+    assert!(effects.contains(&Effect::ReadFile {
+        transfer,
+        path: "/tmp/report.pdf".into(),
+        from: 100,
+        size: 2_100_000,
+        chunk: 64 * 1024 - 41,
+        stamp: Some(STAMP),
+    }));
+    let next = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 100,
+        data: vec![2; 10],
+    });
+    assert_eq!(sends(&next).len(), 1, "the chunk at 100 goes");
+    // A refused chunk (the companion gone again) pauses too, without a Cancel.
+    let refused = app.handle(Event::Frame(Frame::Error {
+        code: ErrorCode::NotDelivered,
+        fatal: false,
+        text: "not connected".into(),
+    }));
+    assert!(refused.contains(&Effect::StopReading { transfer }));
+    assert!(sent_controls(&refused).is_empty());
+}
+
+#[test]
+fn a_file_that_changed_meanwhile_is_cancelled() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = paused_sender(&mut app);
+    app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer,
+            from: 100,
+        },
+    ));
+    let effects = app.handle(Event::ReadFailed {
+        transfer,
+        why: FILE_CHANGED.into(),
+    });
+    assert_eq!(
+        texts(&effects),
+        ["❌ Sending report.pdf stopped: the file changed since it was offered, so it cannot be resumed"]
+    );
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Cancel {
+            transfer,
+            reason: "the file changed on the sender's side since it was offered; ask for it again"
+                .into(),
+        }]
+    );
+}
+
+#[test]
+fn send_option_waits_through_a_pause() {
+    let mut app = fresh(64 * 1024, None, true).with_files(
+        "/dl".into(),
+        false,
+        Some("/tmp/report.pdf".into()),
+    );
+    app = log_in(app, "Nick1");
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    let effects = app.handle(conversation("Nick2", 0));
+    let Some(Effect::HashFile { transfer, .. }) = effects.last().cloned() else {
+        panic!("no HashFile in {effects:?}");
+    };
+    app.handle(Event::FileHashed {
+        transfer,
+        result: Ok(FileFacts {
+            name: "report.pdf".into(),
+            size: 1000,
+            sha256: SHA,
+            stamp: STAMP,
+        }),
+    });
+    app.handle(ack(1, 1));
+    app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    let effects = app.handle(left());
+    assert!(!effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::Close { .. })));
+    back(&mut app, 1);
+    let effects = app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer,
+            from: 600,
+        },
+    ));
+    assert!(effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::ReadFile { from: 600, .. })));
+    let effects = app.handle(control(3, FileControl::Received { transfer }));
+    assert!(effects.contains(&Effect::Close { code: 0 }));
+}
