@@ -429,7 +429,10 @@ fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
     assert!(same_bytes(&path, &downloads.path().join("resume.bin")));
     assert_eq!(settled_files(downloads.path()), ["resume.bin"]);
     let sent = proxy.sent_upstream();
-    eprintln!("sent {sent} bytes for a file of {size}: {:.3}x", sent as f64 / size as f64);
+    eprintln!(
+        "sent {sent} bytes for a file of {size}: {:.3}x",
+        sent as f64 / size as f64
+    );
     assert!(
         (sent as f64) < 1.6 * size as f64,
         "sent {sent} bytes for a file of {size}"
