@@ -70,6 +70,7 @@ impl App {
             sha256: [0; 32],
             stage: Stage::Hashing,
             order: 0,
+            resyncing: false,
         });
         vec![Effect::HashFile { transfer, path }]
     }

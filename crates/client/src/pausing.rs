@@ -178,6 +178,7 @@ impl App {
                     Stage::Moving { next: part.have }
                 },
                 order: 0,
+                resyncing: true,
             });
             effects.push(show(
                 Style::Notice,

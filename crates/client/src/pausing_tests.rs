@@ -78,6 +78,11 @@ fn the_receiver_keeps_what_arrived_and_asks_again_from_there() {
         sha256: SHA,
     };
     assert!(app.handle(control(2, offer)).is_empty());
+    // Pieces of the interrupted stream, still on their way before the sender acts on the new
+    // accept, are dropped, not taken for an out-of-order attack.
+    assert!(app.handle(chunk(5000, &[3; 100])).is_empty());
+    // And bytes already here, sent again, are dropped too.
+    assert!(app.handle(chunk(0, &[1; 100])).is_empty());
     let rest = app.handle(chunk(100, &[2; SIZE as usize - 100]));
     assert!(rest.contains(&Effect::FinishFile {
         transfer: T,

@@ -44,6 +44,7 @@ impl App {
             sha256,
             stage: Stage::Offered,
             order: 0,
+            resyncing: false,
         });
         if self.auto_accept {
             return self.accept_transfer(transfer);
@@ -154,6 +155,13 @@ impl App {
             }
         };
         if offset != next {
+            // Behind: bytes we have (a sender that restarted where we asked, after the stream
+            // we interrupted had already brought them). Ahead while resyncing: the rest of that
+            // interrupted stream, before the sender acts on our new accept. Ahead otherwise is
+            // a gap: something was lost, and the transfer stops.
+            if offset < next || known.resyncing {
+                return Vec::new();
+            }
             let why = format!("a piece arrived out of order (at byte {offset}, expected {next})");
             return self.fail_receiving(&transfer, &why, &why);
         }
@@ -163,6 +171,9 @@ impl App {
             return self.fail_receiving(&transfer, why, why);
         }
         let (name, size, sha256) = (known.name.clone(), known.size, known.sha256);
+        if let Some(known) = self.transfers.get_mut(&transfer) {
+            known.resyncing = false;
+        }
         let mut effects = vec![
             Effect::WriteChunk { transfer, data },
             Effect::Progress(Progress {

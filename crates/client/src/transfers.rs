@@ -72,6 +72,9 @@ pub struct Transfer {
     pub stage: Stage,
     /// When it was made, for "the latest offer".
     pub order: u64,
+    /// Receiving again after an interruption: pieces of the interrupted stream may still come
+    /// before the sender acts on our new accept; they are dropped until the one at `next`.
+    pub resyncing: bool,
 }
 
 impl Transfer {
@@ -211,6 +214,7 @@ mod tests {
             sha256: [0; 32],
             stage: Stage::Offered,
             order: 0,
+            resyncing: false,
         }
     }
 
