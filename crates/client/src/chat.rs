@@ -35,7 +35,7 @@ const MAX_LINES_TOGETHER: usize = 256;
 const MAX_BATCH: usize = 512;
 /// File chunks handled in one batch: a transfer streams chunks without pause, and a batch that
 /// took them all would keep typed lines waiting until the file is done.
-const MAX_CHUNKS_TOGETHER: usize = 8;
+const MAX_CHUNKS_TOGETHER: usize = 32;
 
 /// What woke the loop up.
 pub(crate) enum Wake {

@@ -21,7 +21,7 @@ use crate::saving::{write_files, Job};
 
 /// Chunks read ahead for the files being sent (all transfers together): enough to keep the
 /// link busy, few enough that a stopped transfer wastes little.
-const READ_AHEAD: usize = 4;
+const READ_AHEAD: usize = 16;
 /// Bytes read per `read` call when hashing.
 const HASH_BUFFER: usize = 64 * 1024;
 /// Why reading fails when the file is no longer the one offered (`Event::ReadFailed`).

@@ -26,8 +26,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (or a piped file) slows to the network's pace instead of filling memory.
 const SEND_BACKLOG: usize = 256;
 /// Frames queued for the socket below which another file chunk may be queued: chunks never
-/// fill the queue, so a chat line typed during a transfer waits behind at most a few of them.
-const BULK_BACKLOG: usize = 4;
+/// fill the queue, so a chat line typed during a transfer waits behind at most 1 MiB of them
+/// (milliseconds on a fast link; 4 chunks left the link idle between wake-ups).
+const BULK_BACKLOG: usize = 16;
 
 /// What the relay announced in its `Welcome`.
 #[derive(Debug, Clone)]
