@@ -395,6 +395,15 @@ fn receiver(server: &Server, downloads: &Path, config: &Path) -> Client {
     )
 }
 
+/// Ann sending `path` to Bob with `--send`, through `proxy` (which counts what she sends).
+fn send_through(proxy: &Proxy, path: &Path) -> Client {
+    let path = path.to_str().unwrap();
+    Client::start(
+        proxy.port,
+        &["--nick", "Ann", "--to", "Bob", "--send", path],
+    )
+}
+
 #[test]
 fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
     let server = Server::start(&[]);
@@ -408,18 +417,7 @@ fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
     let path = make_file(source.path(), "resume.bin", size);
     let mut bob = receiver(&server, downloads.path(), config.path());
     bob.expect("Waiting for Ann");
-    // Ann sends through a proxy that counts what she sends.
-    let mut ann = Client::start(
-        proxy.port,
-        &[
-            "--nick",
-            "Ann",
-            "--to",
-            "Bob",
-            "--send",
-            path.to_str().unwrap(),
-        ],
-    );
+    let mut ann = send_through(&proxy, &path);
     bob.expect_within("resume.bin: 50%", WAIT * 4);
     bob.kill9();
     let bob = receiver(&server, downloads.path(), config.path());
@@ -448,17 +446,7 @@ fn a_cut_connection_resumes_the_transfer() {
     let dir = downloads.path().to_str().unwrap();
     let bob = server.start_client(&["--nick", "Bob", "--to", "Ann", "--auto-accept", dir]);
     bob.expect("Waiting for Ann");
-    let mut ann = Client::start(
-        proxy.port,
-        &[
-            "--nick",
-            "Ann",
-            "--to",
-            "Bob",
-            "--send",
-            path.to_str().unwrap(),
-        ],
-    );
+    let mut ann = send_through(&proxy, &path);
     bob.expect_within("cut.bin: 25%", WAIT * 4);
     assert!(proxy.cut() > 0, "no connection to cut");
     bob.expect_within("✅ Saved cut.bin", WAIT * 8);

@@ -97,6 +97,18 @@ pub(super) fn offering(app: &mut App) -> TransferId {
     transfer
 }
 
+/// The effect that reads the offered report.pdf from `from` on, in chunks for the relay.
+pub(super) fn reading_report(transfer: TransferId, from: u64) -> Effect {
+    Effect::ReadFile {
+        transfer,
+        path: "/tmp/report.pdf".into(),
+        from,
+        size: 2_100_000,
+        chunk: 64 * 1024 - 41,
+        stamp: Some(STAMP),
+    }
+}
+
 /// The chunks the effects send, opened as Nick2 would: (offset, data).
 fn sent_chunks(effects: &[Effect], transfer: &TransferId) -> Vec<(u64, Vec<u8>)> {
     let nick2 = channel("Nick2", "Nick1");
@@ -120,14 +132,7 @@ fn a_file_is_offered_streamed_in_order_and_confirmed() {
     let transfer = offering(&mut app);
     let effects = app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
     assert_eq!(texts(&effects), ["📎 Nick2 accepted report.pdf; sending…"]);
-    assert!(effects.contains(&Effect::ReadFile {
-        transfer,
-        path: "/tmp/report.pdf".into(),
-        from: 0,
-        size: 2_100_000,
-        chunk: 64 * 1024 - 41,
-        stamp: Some(STAMP),
-    }));
+    assert!(effects.contains(&reading_report(transfer, 0)));
     let first = app.handle(Event::ChunkRead {
         transfer,
         offset: 0,
