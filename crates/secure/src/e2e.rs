@@ -15,9 +15,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chacha20poly1305::aead::generic_array::GenericArray;
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::XChaCha20Poly1305;
 use hkdf::Hkdf;
 use p2pchat_proto::{MessageId, PublicKey};
 use sha2::Sha256;
@@ -25,13 +22,14 @@ use zeroize::Zeroizing;
 
 use crate::identity::{x25519_public, Identity};
 use crate::transfer::{FileControl, TransferId};
+use crate::xchacha::XChaCha;
 
 /// The envelope format this version writes and reads.
 pub const VERSION: u8 = 1;
 /// Nonce bytes (XChaCha20).
-pub const NONCE_LEN: usize = 24;
+pub const NONCE_LEN: usize = crate::xchacha::NONCE_LEN;
 /// Authentication tag bytes (Poly1305).
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = crate::xchacha::TAG_LEN;
 /// Bytes an envelope adds to its plaintext.
 pub const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 /// Plaintext bytes before the first line: kind, counter, line count.
@@ -85,7 +83,7 @@ pub struct Plain {
 
 /// The end-to-end channel between this client and one companion.
 pub struct Channel {
-    cipher: XChaCha20Poly1305,
+    cipher: XChaCha,
     mine: PublicKey,
     theirs: PublicKey,
     /// Random per channel; with `sealed` it makes every nonce unique (a 128-bit random prefix
@@ -119,7 +117,7 @@ impl Channel {
         let mut nonce_prefix = [0; 16];
         getrandom::fill(&mut nonce_prefix).map_err(|_| E2eError::BadKey)?;
         Ok(Self {
-            cipher: XChaCha20Poly1305::new(GenericArray::from_slice(key.as_ref())),
+            cipher: XChaCha::new(&key),
             mine,
             theirs: *theirs,
             nonce_prefix,
@@ -225,7 +223,7 @@ impl Channel {
         write(out)?;
         let tag = self
             .cipher
-            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), aad, &mut out[start..])
+            .seal(&nonce, aad, &mut out[start..])
             .map_err(|_| E2eError::Forged)?;
         out.extend_from_slice(&tag);
         Ok(())
@@ -259,14 +257,11 @@ impl Channel {
         }
         let (nonce, rest) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| E2eError::Truncated)?;
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| E2eError::Truncated)?;
         let mut plain = ciphertext.to_vec();
         self.cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(nonce),
-                aad,
-                &mut plain,
-                GenericArray::from_slice(tag),
-            )
+            .open(nonce, aad, &mut plain, tag)
             .map_err(|_| E2eError::Forged)?;
         Ok(plain)
     }

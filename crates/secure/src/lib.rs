@@ -9,6 +9,7 @@ pub mod pinfile;
 pub mod safety;
 pub mod tls;
 pub mod transfer;
+mod xchacha;
 
 mod hex;
 
