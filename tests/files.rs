@@ -239,7 +239,6 @@ impl Peer {
             transfer,
             name: name.into(),
             size: data.len() as u64,
-            sha256: sha2::Sha256::digest(data).into(),
         });
         let accepted = self.next_control();
         assert!(
@@ -259,6 +258,10 @@ impl Peer {
             offset: 0,
             body,
         }));
+        self.send_control(&FileControl::Sent {
+            transfer,
+            sha256: sha2::Sha256::digest(data).into(),
+        });
         self.next_control()
     }
 

@@ -326,7 +326,8 @@ impl App {
                 self.finish_leaving(self.exit_code)
             }
             Event::AckWaitOver => Vec::new(),
-            Event::FileHashed { transfer, result } => self.on_file_hashed(transfer, result),
+            Event::FileLooked { transfer, result } => self.on_file_looked(transfer, result),
+            Event::FileRead { transfer, sha256 } => self.on_file_read(transfer, sha256),
             Event::ChunkRead {
                 transfer,
                 offset,

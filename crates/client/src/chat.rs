@@ -345,6 +345,7 @@ impl Chat {
                     }
                 }
                 Effect::StopReading { transfer }
+                | Effect::PauseReading { transfer }
                 | Effect::DiscardPart { transfer }
                 | Effect::ClosePart { transfer } => {
                     self.meter.forget(&transfer);

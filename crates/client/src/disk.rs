@@ -1,6 +1,7 @@
-//! The disk work of file transfers, off the runner's loop: hashing a file to offer (a blocking
-//! task), reading a file being sent (a blocking task per transfer, one chunk at a time into a
-//! small queue the runner drains only when the connection has room), and writing files being
+//! The disk work of file transfers, off the runner's loop: looking up a file to offer (a
+//! blocking task), reading a file being sent (a blocking task per transfer, one chunk at a time
+//! into a small queue the runner drains only when the connection has room, hashing each byte
+//! once as it goes: the SHA-256 follows the last chunk), and writing files being
 //! received (one writer thread, fed in order; the runner stops reading the network while its
 //! queue is full, so memory stays bounded even when the disk is slower than the link). Results
 //! come back as app events. The writer itself is `saving.rs`.
@@ -10,7 +11,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use p2pchat_secure::TransferId;
 use sha2::{Digest, Sha256};
@@ -22,7 +23,7 @@ use crate::saving::{write_files, Job};
 /// Chunks read ahead for the files being sent (all transfers together): enough to keep the
 /// link busy, few enough that a stopped transfer wastes little.
 const READ_AHEAD: usize = 16;
-/// Bytes read per `read` call when hashing.
+/// Bytes read per `read` call when hashing what a reader skipped.
 const HASH_BUFFER: usize = 64 * 1024;
 /// Why reading fails when the file is no longer the one offered (`Event::ReadFailed`).
 pub(crate) const FILE_CHANGED: &str = "it changed since it was offered";
@@ -35,8 +36,11 @@ pub(crate) struct Disk {
     /// Pieces of files being sent, bounded by `READ_AHEAD`.
     pub chunks: mpsc::Receiver<Event>,
     chunks_tx: mpsc::Sender<Event>,
-    /// Readers under way: their stop flags and where they end.
-    readers: HashMap<TransferId, (Arc<AtomicBool>, u64)>,
+    /// Readers under way: their stop flags.
+    readers: HashMap<TransferId, Arc<AtomicBool>>,
+    /// The running SHA-256 of each file being sent (kept while a transfer is paused, so a
+    /// resumed stream hashes only bytes not hashed yet); at most one per transfer.
+    hashes: HashMap<TransferId, Arc<Mutex<RunningHash>>>,
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
     /// Notified when the writer's queue drops below `MAX_PENDING_WRITES`.
@@ -65,6 +69,7 @@ impl Disk {
             chunks,
             chunks_tx,
             readers: HashMap::new(),
+            hashes: HashMap::new(),
             jobs: Some(jobs),
             pending,
             write_room,
@@ -82,34 +87,25 @@ impl Disk {
         !self.readers.is_empty()
     }
 
-    /// A piece arrived from a reader: forget the reader once it has read its last one.
+    /// A piece arrived from a reader: forget the reader once it is through (the file's
+    /// SHA-256 came) or failed.
     pub fn chunk_taken(&mut self, event: &Event) {
-        let done = match event {
-            Event::ChunkRead {
-                transfer,
-                offset,
-                data,
-            } => self
-                .readers
-                .get(transfer)
-                .is_some_and(|(_, end)| offset + data.len() as u64 >= *end)
-                .then_some(*transfer),
-            Event::ReadFailed { transfer, .. } => Some(*transfer),
-            _ => None,
-        };
-        if let Some(transfer) = done {
-            self.readers.remove(&transfer);
+        match event {
+            Event::FileRead { transfer, .. } | Event::ReadFailed { transfer, .. } => {
+                self.readers.remove(transfer);
+            }
+            _ => {}
         }
     }
 
     /// Carries out a file effect (others are ignored).
     pub fn apply(&mut self, effect: Effect) {
         match effect {
-            Effect::HashFile { transfer, path } => {
+            Effect::LookAtFile { transfer, path } => {
                 let events = self.events_tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = hash_file(&path);
-                    let _ = events.send(Event::FileHashed { transfer, result });
+                    let result = look_at_file(&path);
+                    let _ = events.send(Event::FileLooked { transfer, result });
                 });
             }
             Effect::ReadFile {
@@ -122,20 +118,33 @@ impl Disk {
             } => {
                 let stop = Arc::new(AtomicBool::new(false));
                 // Reading again from elsewhere (a resume): the reader before stops.
-                if let Some((old, _)) = self.readers.insert(transfer, (stop.clone(), size)) {
+                if let Some(old) = self.readers.insert(transfer, stop.clone()) {
                     old.store(true, Ordering::Relaxed);
                 }
+                let hash = self.hashes.entry(transfer).or_default().clone();
                 let chunks = self.chunks_tx.clone();
                 tokio::task::spawn_blocking(move || {
                     if let Some(why) = stamp.and_then(|stamp| changed(&path, &stamp)) {
                         let _ = chunks.blocking_send(Event::ReadFailed { transfer, why });
                         return;
                     }
-                    read_file(transfer, &path, from, size, chunk, &stop, &chunks);
+                    let reader = Reader {
+                        transfer,
+                        stop: &stop,
+                        hash: &hash,
+                        chunks: &chunks,
+                    };
+                    reader.read(&path, from, size, chunk);
                 });
             }
             Effect::StopReading { transfer } => {
-                if let Some((stop, _)) = self.readers.remove(&transfer) {
+                self.hashes.remove(&transfer);
+                if let Some(stop) = self.readers.remove(&transfer) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            Effect::PauseReading { transfer } => {
+                if let Some(stop) = self.readers.remove(&transfer) {
                     stop.store(true, Ordering::Relaxed);
                 }
             }
@@ -184,7 +193,7 @@ impl Disk {
     /// Stops the readers and lets the writer finish what is queued (deleting temporary files
     /// of transfers that stopped), waiting at most `patience`.
     pub async fn finish(&mut self, patience: std::time::Duration) {
-        for (stop, _) in self.readers.values() {
+        for stop in self.readers.values() {
             stop.store(true, Ordering::Relaxed);
         }
         self.jobs = None;
@@ -195,13 +204,9 @@ impl Disk {
     }
 }
 
-/// A file's name, size and SHA-256, read through in pieces (never whole into memory).
-fn hash_file(path: &Path) -> Result<FileFacts, String> {
+/// A file's name, size and stamp (it is not read: its SHA-256 is worked out as it is sent).
+fn look_at_file(path: &Path) -> Result<FileFacts, String> {
     let metadata = std::fs::metadata(path).map_err(|err| describe(&err))?;
-    let stamp = FileStamp {
-        len: metadata.len(),
-        modified: metadata.modified().ok(),
-    };
     if metadata.is_dir() {
         return Err("it is a directory; only single files can be sent for now".into());
     }
@@ -209,26 +214,15 @@ fn hash_file(path: &Path) -> Result<FileFacts, String> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .ok_or("that path does not name a file")?;
-    let mut file = File::open(path).map_err(|err| describe(&err))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; HASH_BUFFER];
-    let mut size = 0u64;
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => {
-                hasher.update(&buffer[..read]);
-                size += read as u64;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(describe(&err)),
-        }
-    }
+    // Readable now, rather than failing once the companion accepted.
+    File::open(path).map_err(|err| describe(&err))?;
     Ok(FileFacts {
         name,
-        size,
-        sha256: hasher.finalize().into(),
-        stamp,
+        size: metadata.len(),
+        stamp: FileStamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        },
     })
 }
 
@@ -241,49 +235,122 @@ pub(crate) fn changed(path: &Path, stamp: &FileStamp) -> Option<String> {
     }
 }
 
-/// Reads `from..size` of `path` in pieces of `chunk` bytes into `chunks`, until told to stop.
-fn read_file(
-    transfer: TransferId,
-    path: &Path,
-    from: u64,
-    size: u64,
-    chunk: usize,
-    stop: &AtomicBool,
-    chunks: &mpsc::Sender<Event>,
-) {
-    let fail = |why: String| {
-        let _ = chunks.blocking_send(Event::ReadFailed { transfer, why });
-    };
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) => return fail(describe(&err)),
-    };
-    if let Err(err) = file.seek(SeekFrom::Start(from)) {
-        return fail(describe(&err));
+/// The SHA-256 of a file being sent, over its first `upto` bytes.
+#[derive(Default)]
+pub(crate) struct RunningHash {
+    hasher: Sha256,
+    upto: u64,
+}
+
+impl RunningHash {
+    /// Takes in the bytes at `offset` if they are the next ones (a resumed stream brings some
+    /// again: they are hashed once).
+    fn take(&mut self, offset: u64, data: &[u8]) {
+        if offset == self.upto {
+            self.hasher.update(data);
+            self.upto += data.len() as u64;
+        }
     }
-    let mut offset = from;
-    while offset < size && !stop.load(Ordering::Relaxed) {
-        let want = usize::try_from(size - offset).map_or(chunk, |left| left.min(chunk));
-        let mut data = vec![0; want];
-        let mut filled = 0;
-        while filled < want {
-            match file.read(&mut data[filled..]) {
-                Ok(0) => return fail("the file got shorter while it was being sent".into()),
-                Ok(read) => filled += read,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => return fail(describe(&err)),
+}
+
+/// One reader of a file being sent.
+pub(crate) struct Reader<'a> {
+    pub transfer: TransferId,
+    pub stop: &'a AtomicBool,
+    pub hash: &'a Mutex<RunningHash>,
+    pub chunks: &'a mpsc::Sender<Event>,
+}
+
+impl Reader<'_> {
+    /// Reads `from..size` of `path` in pieces of `chunk` bytes into `chunks`, until told to
+    /// stop; then the SHA-256 of the whole file (`Event::FileRead`).
+    pub fn read(&self, path: &Path, from: u64, size: u64, chunk: usize) {
+        if let Err(why) = self.stream(path, from, size, chunk) {
+            let event = Event::ReadFailed {
+                transfer: self.transfer,
+                why,
+            };
+            let _ = self.chunks.blocking_send(event);
+        }
+    }
+
+    fn stream(&self, path: &Path, from: u64, size: u64, chunk: usize) -> Result<(), String> {
+        let mut file = File::open(path).map_err(|err| describe(&err))?;
+        // Bytes before `from` not hashed yet (the companion asked from further on than this
+        // client has read, e.g. after it restarted): read through once, not sent.
+        self.catch_up(&mut file, from)?;
+        file.seek(SeekFrom::Start(from))
+            .map_err(|err| describe(&err))?;
+        let mut offset = from;
+        while offset < size {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
             }
+            let want = usize::try_from(size - offset).map_or(chunk, |left| left.min(chunk));
+            let mut data = vec![0; want];
+            fill(&mut file, &mut data)?;
+            self.lock().take(offset, &data);
+            let event = Event::ChunkRead {
+                transfer: self.transfer,
+                offset,
+                data,
+            };
+            if self.chunks.blocking_send(event).is_err() {
+                return Ok(());
+            }
+            offset += want as u64;
         }
-        let event = Event::ChunkRead {
-            transfer,
-            offset,
-            data,
+        // Normally every byte was just hashed; after an odd resume some may not have been.
+        self.catch_up(&mut file, size)?;
+        let sha256 = self.lock().hasher.clone().finalize().into();
+        let event = Event::FileRead {
+            transfer: self.transfer,
+            sha256,
         };
-        if chunks.blocking_send(event).is_err() {
-            return;
-        }
-        offset += want as u64;
+        let _ = self.chunks.blocking_send(event);
+        Ok(())
     }
+
+    /// Hashes the file's bytes from where the running hash is up to `to`.
+    fn catch_up(&self, file: &mut File, to: u64) -> Result<(), String> {
+        let mut upto = self.lock().upto;
+        if upto >= to {
+            return Ok(());
+        }
+        file.seek(SeekFrom::Start(upto))
+            .map_err(|err| describe(&err))?;
+        let mut buffer = vec![0; HASH_BUFFER];
+        while upto < to {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err("stopped".into());
+            }
+            let want = usize::try_from(to - upto).map_or(HASH_BUFFER, |left| left.min(HASH_BUFFER));
+            fill(file, &mut buffer[..want])?;
+            self.lock().take(upto, &buffer[..want]);
+            upto += want as u64;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RunningHash> {
+        self.hash
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Fills `data` from `file`; a file that ends first is an error, not a short piece.
+fn fill(file: &mut File, data: &mut [u8]) -> Result<(), String> {
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read(&mut data[filled..]) {
+            Ok(0) => return Err("the file got shorter while it was being sent".into()),
+            Ok(read) => filled += read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(describe(&err)),
+        }
+    }
+    Ok(())
 }
 
 /// A file error in plain words.

@@ -75,49 +75,95 @@ fn temporary_files_are_exclusive_and_private() {
 }
 
 #[test]
-fn hashing_streams_and_explains_what_cannot_be_sent() {
+fn a_file_to_offer_is_looked_at_and_what_cannot_be_sent_is_explained() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("data.bin");
-    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&path, &bytes).expect("write");
-    let facts = hash_file(&path).expect("hashed");
+    std::fs::write(&path, vec![7; 200_000]).expect("write");
+    let facts = look_at_file(&path).expect("looked at");
     assert_eq!(
         facts,
         FileFacts {
             name: "data.bin".into(),
             size: 200_000,
-            sha256: sha(&bytes),
             stamp: FileStamp {
                 len: 200_000,
                 modified: std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
             },
         }
     );
-    assert!(hash_file(dir.path()).unwrap_err().contains("directory"));
+    assert!(look_at_file(dir.path()).unwrap_err().contains("directory"));
     assert_eq!(
-        hash_file(&dir.path().join("nope")).unwrap_err(),
+        look_at_file(&dir.path().join("nope")).unwrap_err(),
         "no such file or directory"
     );
 }
 
+/// Runs a reader of `path` over `from..size` to its end; returns what it reported.
+fn read(path: &Path, hash: &Mutex<RunningHash>, from: u64, size: u64, chunk: usize) -> Vec<Event> {
+    let (tx, mut rx) = mpsc::channel(64);
+    let reader = Reader {
+        transfer: [1; 16],
+        stop: &AtomicBool::new(false),
+        hash,
+        chunks: &tx,
+    };
+    reader.read(path, from, size, chunk);
+    let mut events = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        events.push(event);
+    }
+    events
+}
+
+/// (offset, length) of each piece read, and the SHA-256 reported at the end if any.
+fn pieces(events: &[Event], bytes: &[u8]) -> (Vec<(u64, usize)>, Option<[u8; 32]>) {
+    let mut pieces = Vec::new();
+    let mut digest = None;
+    for event in events {
+        match event {
+            Event::ChunkRead { offset, data, .. } => {
+                assert_eq!(
+                    data[..],
+                    bytes[*offset as usize..*offset as usize + data.len()]
+                );
+                pieces.push((*offset, data.len()));
+            }
+            Event::FileRead { sha256, .. } => digest = Some(*sha256),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (pieces, digest)
+}
+
 #[test]
-fn files_are_read_in_order_in_chunks() {
+fn files_are_read_in_order_and_hashed_once_as_they_go() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("data.bin");
     let bytes: Vec<u8> = (0..250u8).collect();
     std::fs::write(&path, &bytes).expect("write");
-    let (tx, mut rx) = mpsc::channel(16);
-    read_file([1; 16], &path, 50, 250, 100, &AtomicBool::new(false), &tx);
-    let mut pieces = Vec::new();
-    while let Ok(Event::ChunkRead { offset, data, .. }) = rx.try_recv() {
-        pieces.push((offset, data.len()));
-        assert_eq!(data, bytes[offset as usize..offset as usize + data.len()]);
+    let hash = Mutex::default();
+    assert_eq!(
+        pieces(&read(&path, &hash, 0, 250, 100), &bytes),
+        (vec![(0, 100), (100, 100), (200, 50)], Some(sha(&bytes)))
+    );
+    // Resumed streams (from before or after where the hash is): the SHA-256 is the same, and
+    // bytes sent again are not hashed twice.
+    for from in [0, 50, 250] {
+        let (_, digest) = pieces(&read(&path, &hash, from, 250, 100), &bytes);
+        assert_eq!(digest, Some(sha(&bytes)), "from {from}");
     }
-    assert_eq!(pieces, [(50, 100), (150, 100)]);
-    // Shorter than offered: an error, not a short file.
-    read_file([1; 16], &path, 0, 300, 200, &AtomicBool::new(false), &tx);
-    assert!(matches!(rx.try_recv(), Ok(Event::ChunkRead { .. })));
-    assert!(matches!(rx.try_recv(), Ok(Event::ReadFailed { .. })));
+    // A reader that starts further on than anything hashed reads the skipped bytes through.
+    let fresh = Mutex::default();
+    assert_eq!(
+        pieces(&read(&path, &fresh, 150, 250, 100), &bytes),
+        (vec![(150, 100)], Some(sha(&bytes)))
+    );
+    // Shorter than offered: an error, not a short file, and no SHA-256.
+    let events = read(&path, &Mutex::default(), 0, 300, 200);
+    assert!(matches!(
+        events[..],
+        [Event::ChunkRead { .. }, Event::ReadFailed { .. }]
+    ));
 }
 
 /// Runs the writer over `jobs` until they are done; returns what it reported.
@@ -144,7 +190,6 @@ fn an_interrupted_download_is_kept_and_resumed_over_its_prefix() {
         companion: "nick2".into(),
         key: [5; 32],
         size: 11,
-        sha256: sha(b"hello world"),
     };
     let transfer = [3; 16];
     let (name, path) = ("a.txt".to_owned(), dir.path().to_path_buf());

@@ -271,6 +271,7 @@ fn earlier_file_line(control: &FileControl) -> String {
         FileControl::Decline { .. } => "📎 declined a file".to_owned(),
         FileControl::Cancel { .. } => "📎 stopped a file transfer".to_owned(),
         FileControl::Received { .. } => "📎 received a file (SHA-256 verified)".to_owned(),
+        FileControl::Sent { .. } => "📎 sent all of a file".to_owned(),
     }
 }
 

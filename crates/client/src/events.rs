@@ -43,12 +43,12 @@ pub enum Event {
     ReconnectFailed(String),
     /// The moment given to acks before leaving (`Effect::WaitForAcks`) is over.
     AckWaitOver,
-    /// A file to offer was read through (`Effect::HashFile`): its facts, or why it cannot be
+    /// A file to offer was looked at (`Effect::LookAtFile`): its facts, or why it cannot be
     /// sent.
-    FileHashed {
+    FileLooked {
         /// The transfer it is for.
         transfer: TransferId,
-        /// Name, size and SHA-256, or the reason in words.
+        /// Name, size and stamp, or the reason in words.
         result: Result<FileFacts, String>,
     },
     /// The next piece of a file being sent (`Effect::ReadFile`), in order.
@@ -59,6 +59,14 @@ pub enum Event {
         offset: u64,
         /// The plain bytes (at most the chunk size asked for).
         data: Vec<u8>,
+    },
+    /// A file being sent was read to its end (after its last `ChunkRead`): the SHA-256 of
+    /// the whole file, worked out as it was read.
+    FileRead {
+        /// The transfer.
+        transfer: TransferId,
+        /// SHA-256 of every byte of the file.
+        sha256: [u8; 32],
     },
     /// Reading a file being sent failed; the text says why.
     ReadFailed {
@@ -85,16 +93,14 @@ pub enum Event {
     },
 }
 
-/// What `Effect::HashFile` found out about a file.
+/// What `Effect::LookAtFile` found out about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFacts {
     /// Its base name, as offered.
     pub name: String,
-    /// Bytes read.
+    /// Its length.
     pub size: u64,
-    /// SHA-256 of those bytes.
-    pub sha256: [u8; 32],
-    /// Its length and modification time when it was read: a file that changed is not resumed.
+    /// Its length and modification time when offered: a file that changed is not resumed.
     pub stamp: FileStamp,
 }
 
@@ -116,8 +122,6 @@ pub struct PartRecord {
     pub key: [u8; 32],
     /// Bytes offered.
     pub size: u64,
-    /// SHA-256 offered.
-    pub sha256: [u8; 32],
 }
 
 /// An interrupted download found on disk.
@@ -129,8 +133,6 @@ pub struct FoundPart {
     pub name: String,
     /// Bytes offered.
     pub size: u64,
-    /// SHA-256 offered.
-    pub sha256: [u8; 32],
     /// Bytes already received and written (where to resume).
     pub have: u64,
 }
@@ -164,16 +166,18 @@ pub enum Effect {
         /// Process exit status.
         code: i32,
     },
-    /// Read `path` through in a blocking task: report its size and SHA-256
-    /// (`Event::FileHashed`).
-    HashFile {
+    /// Look at `path` (a blocking task, but no reading): report its name, size and stamp
+    /// (`Event::FileLooked`).
+    LookAtFile {
         /// The transfer it is for.
         transfer: TransferId,
         /// The file.
         path: PathBuf,
     },
     /// Read `path` from `from` in pieces of `chunk` bytes, each reported as `Event::ChunkRead`
-    /// (at the pace the connection takes them), until `size` bytes have been read.
+    /// (at the pace the connection takes them), until `size` bytes have been read; then report
+    /// the whole file's SHA-256 (`Event::FileRead`). The running SHA-256 is kept across
+    /// readers of the same transfer, so a resumed stream does not read the file twice.
     ReadFile {
         /// The transfer.
         transfer: TransferId,
@@ -188,8 +192,14 @@ pub enum Effect {
         /// What the file looked like when offered: if it changed, reading fails instead.
         stamp: Option<FileStamp>,
     },
-    /// Stop reading for this transfer (pieces already read are dropped by the app).
+    /// The transfer is over: stop reading it and forget its running SHA-256 (pieces already
+    /// read are dropped by the app).
     StopReading {
+        /// The transfer.
+        transfer: TransferId,
+    },
+    /// Stop reading for now, keeping the running SHA-256: the transfer resumes later.
+    PauseReading {
         /// The transfer.
         transfer: TransferId,
     },
@@ -243,7 +253,7 @@ pub enum Effect {
     FinishFile {
         /// The transfer.
         transfer: TransferId,
-        /// The SHA-256 the offer promised.
+        /// The SHA-256 the sender sent (`FileControl::Sent`).
         sha256: [u8; 32],
     },
     /// Delete the transfer's temporary file and its state file (cancelled, failed, refused).

@@ -1,6 +1,7 @@
 //! The sending half of file transfers in `App`, and what both halves share: `/send` (the file
-//! is read through for its SHA-256 first, by the runner), the offer and the companion's answers,
-//! the file's chunks sealed one by one as the runner reads them, `/cancel`, and stopping
+//! is offered at once; its SHA-256 is worked out as the runner reads it for sending and follows
+//! the last chunk), the offer and the companion's answers, the file's chunks sealed one by one
+//! as the runner reads them, `/cancel`, and stopping
 //! transfers that cannot go on (pausing and resuming are `pausing.rs`). The control messages
 //! travel through the outbox like text; the chunks go straight out as `Chunk` frames (the relay
 //! never stores them). Pure.
@@ -46,7 +47,7 @@ impl App {
         self.send_unsent()
     }
 
-    /// `/send PATH`: the runner reads the file through first (`Event::FileHashed`).
+    /// `/send PATH`: the runner looks the file up first (`Event::FileLooked`).
     pub(super) fn send_file(&mut self, path: &str) -> Vec<Effect> {
         if let Err(line) = self.file_companion() {
             return vec![show(Style::Error, line)];
@@ -67,12 +68,12 @@ impl App {
             },
             name: printable(&path.display().to_string()),
             size: 0,
-            sha256: [0; 32],
-            stage: Stage::Hashing,
+            sha256: None,
+            stage: Stage::Looking,
             order: 0,
             resyncing: false,
         });
-        vec![Effect::HashFile { transfer, path }]
+        vec![Effect::LookAtFile { transfer, path }]
     }
 
     /// `--send PATH`: offers it as soon as a companion is there to take it.
@@ -84,13 +85,13 @@ impl App {
             return Vec::new();
         };
         let effects = self.send_file(&path.display().to_string());
-        if let Some(Effect::HashFile { transfer, .. }) = effects.first() {
+        if let Some(Effect::LookAtFile { transfer, .. }) = effects.first() {
             self.auto_send_id = Some(*transfer);
         }
         effects
     }
 
-    pub(super) fn on_file_hashed(
+    pub(super) fn on_file_looked(
         &mut self,
         transfer: TransferId,
         result: Result<FileFacts, String>,
@@ -119,7 +120,6 @@ impl App {
         if let Some(known) = self.transfers.get_mut(&transfer) {
             known.name = name.clone();
             known.size = facts.size;
-            known.sha256 = facts.sha256;
             known.stage = Stage::Offered;
             if let Side::Sending { stamp, .. } = &mut known.side {
                 *stamp = Some(facts.stamp);
@@ -134,9 +134,21 @@ impl App {
             transfer,
             name,
             size: facts.size,
-            sha256: facts.sha256,
         }));
         effects
+    }
+
+    /// The runner read a file we send to its end: its SHA-256 goes after the last chunk.
+    pub(super) fn on_file_read(&mut self, transfer: TransferId, sha256: [u8; 32]) -> Vec<Effect> {
+        let Some(known) = self.transfers.get_mut(&transfer) else {
+            return Vec::new();
+        };
+        // Only the reader that brought the last chunk counts (not one stopped by a pause).
+        if known.receiving() || known.stage != Stage::Checking || self.link != Link::Up {
+            return Vec::new();
+        }
+        known.sha256 = Some(sha256);
+        self.queue_control(FileControl::Sent { transfer, sha256 })
     }
 
     /// The companion's (printable) nickname for lines about transfers.
@@ -152,8 +164,8 @@ impl App {
                 transfer,
                 name,
                 size,
-                sha256,
-            } => self.on_offer(transfer, &name, size, sha256),
+            } => self.on_offer(transfer, &name, size),
+            FileControl::Sent { transfer, sha256 } => self.on_sent(transfer, sha256),
             FileControl::Accept { transfer, from } => self.on_accept(transfer, from),
             FileControl::Decline { transfer } => match self.take_sending(&transfer) {
                 Some(known) => {
@@ -315,7 +327,7 @@ impl App {
         for known in stopped {
             effects.push(stop_effect(&known));
             effects.push(show(Style::Notice, format!("🛑 Cancelled {}", known.name)));
-            if known.stage != Stage::Hashing {
+            if known.stage != Stage::Looking {
                 effects.extend(self.queue_control(FileControl::Cancel {
                     transfer: known.id,
                     reason: "cancelled".into(),

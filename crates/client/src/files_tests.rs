@@ -68,16 +68,15 @@ pub(super) fn with_files(downloads: &str, auto_accept: bool, send: Option<&str>)
 /// Nick1 offers `report.pdf`; returns its transfer id.
 pub(super) fn offering(app: &mut App) -> TransferId {
     let effects = app.handle(Event::Line("/send /tmp/report.pdf".into()));
-    let Some(Effect::HashFile { transfer, path }) = effects.first().cloned() else {
-        panic!("no HashFile in {effects:?}");
+    let Some(Effect::LookAtFile { transfer, path }) = effects.first().cloned() else {
+        panic!("no LookAtFile in {effects:?}");
     };
     assert_eq!(path, PathBuf::from("/tmp/report.pdf"));
-    let effects = app.handle(Event::FileHashed {
+    let effects = app.handle(Event::FileLooked {
         transfer,
         result: Ok(FileFacts {
             name: "report.pdf".into(),
             size: 2_100_000,
-            sha256: SHA,
             stamp: STAMP,
         }),
     });
@@ -91,7 +90,6 @@ pub(super) fn offering(app: &mut App) -> TransferId {
             transfer,
             name: "report.pdf".into(),
             size: 2_100_000,
-            sha256: SHA,
         }]
     );
     transfer
@@ -155,12 +153,36 @@ fn a_file_is_offered_streamed_in_order_and_confirmed() {
         data: vec![3; 10],
     });
     assert_eq!(sent_chunks(&next, &transfer), [(100, vec![3; 10])]);
+    // A reader's SHA-256 before the last piece (a stopped reader's) is not sent.
+    let early = app.handle(Event::FileRead {
+        transfer,
+        sha256: [1; 32],
+    });
+    assert!(sends(&early).is_empty());
     assert!(next.contains(&Effect::Progress(Progress {
         transfer,
         name: "report.pdf".into(),
         done: 110,
         total: 2_100_000,
     })));
+    // The last piece, then the reader's SHA-256: it follows the bytes as `Sent`.
+    let last = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 110,
+        data: vec![4; 2_100_000 - 110],
+    });
+    assert_eq!(sent_chunks(&last, &transfer).len(), 1);
+    let read = app.handle(Event::FileRead {
+        transfer,
+        sha256: SHA,
+    });
+    assert_eq!(
+        sent_controls(&read),
+        [FileControl::Sent {
+            transfer,
+            sha256: SHA
+        }]
+    );
     let done = app.handle(control(2, FileControl::Received { transfer }));
     assert_eq!(
         texts(&done),
@@ -172,10 +194,10 @@ fn a_file_is_offered_streamed_in_order_and_confirmed() {
 fn missing_files_and_absent_companions_are_explained() {
     let mut app = with_files("/dl", false, None);
     let effects = app.handle(Event::Line("/send nope.txt".into()));
-    let Some(Effect::HashFile { transfer, .. }) = effects.first().cloned() else {
-        panic!("no HashFile");
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
+        panic!("no LookAtFile");
     };
-    let effects = app.handle(Event::FileHashed {
+    let effects = app.handle(Event::FileLooked {
         transfer,
         result: Err("no such file or directory".into()),
     });
@@ -195,7 +217,6 @@ pub(super) fn receiving() -> App {
         transfer: T,
         name: "report.pdf".into(),
         size: SIZE,
-        sha256: SHA,
     };
     let accepted = app.handle(control(1, offer));
     assert_eq!(
@@ -249,7 +270,6 @@ fn declines_and_cancels_reach_the_other_side() {
             transfer: T,
             name: "a.txt".into(),
             size: 5,
-            sha256: SHA,
         },
     ));
     let effects = app.handle(Event::Line("/decline".into()));
@@ -313,17 +333,16 @@ fn send_option_offers_once_paired_and_exits_with_the_outcome() {
     app = log_in(app, "Nick1");
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     let effects = app.handle(conversation("Nick2", 0));
-    let Some(Effect::HashFile { transfer, .. }) = effects.last().cloned() else {
-        panic!("no HashFile in {effects:?}");
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
+        panic!("no LookAtFile in {effects:?}");
     };
     // End of input (a script) does not end it early.
     assert!(texts(&app.handle(Event::InputEnded))[0].contains("staying until the file"));
-    app.handle(Event::FileHashed {
+    app.handle(Event::FileLooked {
         transfer,
         result: Ok(FileFacts {
             name: "report.pdf".into(),
             size: 0,
-            sha256: SHA,
             stamp: STAMP,
         }),
     });

@@ -20,7 +20,7 @@ impl App {
         let offered = self
             .transfers
             .get(&transfer)
-            .filter(|known| !known.receiving() && known.stage != Stage::Hashing)
+            .filter(|known| !known.receiving() && known.stage != Stage::Looking)
             .filter(|known| from <= known.size)
             .cloned();
         let Some(known) = offered else {
@@ -45,19 +45,21 @@ impl App {
         };
         let mut effects = vec![show(Style::Notice, text)];
         if matches!(known.stage, Stage::Moving { .. }) {
-            effects.push(Effect::StopReading { transfer });
+            effects.push(Effect::PauseReading { transfer });
         }
+        // Even with nothing left to send the reader runs: it brings the SHA-256 (`Sent`),
+        // which a receiver that restarted has to hear again.
+        effects.push(Effect::ReadFile {
+            transfer,
+            path,
+            from,
+            size: known.size,
+            chunk: self.chunk_len(),
+            stamp,
+        });
         let stage = if from == known.size {
             Stage::Checking
         } else {
-            effects.push(Effect::ReadFile {
-                transfer,
-                path,
-                from,
-                size: known.size,
-                chunk: self.chunk_len(),
-                stamp,
-            });
             Stage::Moving { next: from }
         };
         if let Some(known) = self.transfers.get_mut(&transfer) {
@@ -88,7 +90,7 @@ impl App {
                 continue;
             };
             known.stage = Stage::Paused { next };
-            effects.push(Effect::StopReading { transfer });
+            effects.push(Effect::PauseReading { transfer });
             effects.push(show(
                 Style::Notice,
                 format!(
@@ -102,15 +104,15 @@ impl App {
     }
 
     /// Files being received close their temporary files but keep them (and forget the
-    /// transfer: it is found on disk again when the companion is back).
+    /// transfer: it is found on disk again when the companion is back). That includes a file
+    /// received whole whose SHA-256 has not come yet.
     fn pause_receiving(&mut self, why: &str) -> Vec<Effect> {
-        let paused = self
-            .transfers
-            .take_where(|known| known.receiving() && matches!(known.stage, Stage::Moving { .. }));
+        let paused = self.transfers.take_where(Transfer::resumable);
         let mut effects = Vec::new();
         for known in paused {
-            let Stage::Moving { next } = known.stage else {
-                continue;
+            let next = match known.stage {
+                Stage::Moving { next } => next,
+                _ => known.size,
             };
             effects.push(Effect::ClosePart { transfer: known.id });
             effects.push(show(
@@ -171,7 +173,7 @@ impl App {
                 side: Side::Receiving { dir: dir.clone() },
                 name: part.name.clone(),
                 size: part.size,
-                sha256: part.sha256,
+                sha256: None,
                 stage: if complete {
                     Stage::Checking
                 } else {
@@ -194,17 +196,11 @@ impl App {
                 name: part.name,
                 from: part.have,
             });
-            if complete {
-                effects.push(Effect::FinishFile {
-                    transfer: part.transfer,
-                    sha256: part.sha256,
-                });
-            } else {
-                effects.extend(self.queue_control(FileControl::Accept {
-                    transfer: part.transfer,
-                    from: part.have,
-                }));
-            }
+            // Even a whole file is asked for again: the sender answers with its SHA-256.
+            effects.extend(self.queue_control(FileControl::Accept {
+                transfer: part.transfer,
+                from: part.have.min(part.size),
+            }));
         }
         effects
     }
@@ -213,8 +209,9 @@ impl App {
 /// What the runner must do with a transfer's disk work when the client leaves: a file being
 /// received is kept to resume; anything else stops.
 pub(super) fn leave_effect(known: &Transfer) -> Effect {
-    match (&known.side, known.stage) {
-        (Side::Receiving { .. }, Stage::Moving { .. }) => Effect::ClosePart { transfer: known.id },
-        _ => stop_effect(known),
+    if known.resumable() {
+        Effect::ClosePart { transfer: known.id }
+    } else {
+        stop_effect(known)
     }
 }

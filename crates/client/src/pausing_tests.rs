@@ -29,7 +29,6 @@ fn found(have: u64) -> FoundPart {
         transfer: T,
         name: "report.pdf".into(),
         size: SIZE,
-        sha256: SHA,
         have,
     }
 }
@@ -75,7 +74,6 @@ fn the_receiver_keeps_what_arrived_and_asks_again_from_there() {
         transfer: T,
         name: "report.pdf".into(),
         size: SIZE,
-        sha256: SHA,
     };
     assert!(app.handle(control(2, offer)).is_empty());
     // Pieces of the interrupted stream, still on their way before the sender acts on the new
@@ -83,15 +81,19 @@ fn the_receiver_keeps_what_arrived_and_asks_again_from_there() {
     assert!(app.handle(chunk(5000, &[3; 100])).is_empty());
     // And bytes already here, sent again, are dropped too.
     assert!(app.handle(chunk(0, &[1; 100])).is_empty());
-    let rest = app.handle(chunk(100, &[2; SIZE as usize - 100]));
-    assert!(rest.contains(&Effect::FinishFile {
+    app.handle(chunk(100, &[2; SIZE as usize - 100]));
+    let sent = FileControl::Sent {
+        transfer: T,
+        sha256: SHA,
+    };
+    assert!(app.handle(control(3, sent)).contains(&Effect::FinishFile {
         transfer: T,
         sha256: SHA,
     }));
 }
 
 #[test]
-fn a_lost_connection_or_leaving_keeps_the_part_and_a_whole_one_is_finished_at_once() {
+fn a_lost_connection_or_leaving_keeps_the_part_and_a_whole_one_asks_for_the_sha256() {
     let mut app = receiving();
     app.handle(chunk(0, &[1; 100]));
     let effects = app.handle(Event::ConnectionLost("reset".into()));
@@ -102,13 +104,30 @@ fn a_lost_connection_or_leaving_keeps_the_part_and_a_whole_one_is_finished_at_on
     let effects = app.handle(Event::Line("/exit".into()));
     assert!(effects.contains(&Effect::ClosePart { transfer: T }));
 
+    // A whole one is asked for from its end: the sender answers with the SHA-256.
     let mut app = with_files("/dl", true, None);
     let effects = app.handle(Event::PartsFound(vec![found(SIZE)]));
-    assert!(effects.contains(&Effect::FinishFile {
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Accept {
+            transfer: T,
+            from: SIZE
+        }]
+    );
+    let sent = FileControl::Sent {
+        transfer: T,
+        sha256: SHA,
+    };
+    assert!(app.handle(control(1, sent)).contains(&Effect::FinishFile {
         transfer: T,
         sha256: SHA,
     }));
-    assert!(sent_controls(&effects).is_empty());
+
+    // A whole file still waiting for its SHA-256 is kept when the connection goes.
+    let mut app = receiving();
+    app.handle(chunk(0, &[1; SIZE as usize]));
+    let effects = app.handle(Event::ConnectionLost("reset".into()));
+    assert!(effects.contains(&Effect::ClosePart { transfer: T }));
 }
 
 #[test]
@@ -158,7 +177,7 @@ fn paused_sender(app: &mut App) -> TransferId {
         data: vec![1; 100],
     });
     let effects = app.handle(left());
-    assert!(effects.contains(&Effect::StopReading { transfer }));
+    assert!(effects.contains(&Effect::PauseReading { transfer }));
     assert!(texts(&effects).contains(
         &"⏸ Sending report.pdf paused at 0% (100 bytes of 2.1 MB): Nick2 is away; it resumes when they accept it again".into()
     ));
@@ -194,7 +213,7 @@ fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
         fatal: false,
         text: "not connected".into(),
     }));
-    assert!(refused.contains(&Effect::StopReading { transfer }));
+    assert!(refused.contains(&Effect::PauseReading { transfer }));
     assert!(sent_controls(&refused).is_empty());
 }
 
@@ -237,15 +256,14 @@ fn send_option_waits_through_a_pause() {
     app = log_in(app, "Nick1");
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     let effects = app.handle(conversation("Nick2", 0));
-    let Some(Effect::HashFile { transfer, .. }) = effects.last().cloned() else {
-        panic!("no HashFile in {effects:?}");
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
+        panic!("no LookAtFile in {effects:?}");
     };
-    app.handle(Event::FileHashed {
+    app.handle(Event::FileLooked {
         transfer,
         result: Ok(FileFacts {
             name: "report.pdf".into(),
             size: 1000,
-            sha256: SHA,
             stamp: STAMP,
         }),
     });

@@ -1,7 +1,8 @@
 //! The receiving half of file transfers in `App`: an offer (shown, declined when there are too
 //! many, or accepted at once with `--auto-accept`), `/accept` and `/decline`, each chunk opened
-//! and checked against the offset expected before the runner writes it, and the end: the
-//! runner's SHA-256 check and final name, answered with `Received` or `Cancel`. Nothing is ever
+//! and checked against the offset expected before the runner writes it, and the end: once every
+//! byte is here and the sender's SHA-256 (`Sent`) too, the runner's check and final name,
+//! answered with `Received` or `Cancel`. Nothing is ever
 //! left under the final name unless its SHA-256 matched. Resuming is `pausing.rs`. Pure.
 
 use p2pchat_proto::{safe_file_name, FileChunk};
@@ -12,13 +13,7 @@ use crate::events::{PartRecord, Progress, SaveError};
 use crate::transfers::{human_size, Side, Stage, Transfer};
 
 impl App {
-    pub(super) fn on_offer(
-        &mut self,
-        transfer: TransferId,
-        name: &str,
-        size: u64,
-        sha256: [u8; 32],
-    ) -> Vec<Effect> {
+    pub(super) fn on_offer(&mut self, transfer: TransferId, name: &str, size: u64) -> Vec<Effect> {
         let nick = self.companion_name();
         let name = safe_file_name(name);
         if self.transfers.get(&transfer).is_some() {
@@ -41,7 +36,7 @@ impl App {
             side: Side::Receiving { dir: dir.clone() },
             name: name.clone(),
             size,
-            sha256,
+            sha256: None,
             stage: Stage::Offered,
             order: 0,
             resyncing: false,
@@ -90,8 +85,8 @@ impl App {
             return Vec::new();
         };
         let dir = dir.clone();
-        let (name, size, sha256) = (known.name.clone(), known.size, known.sha256);
-        // A 0-byte file is complete at once: its temporary file is checked and named now.
+        let (name, size) = (known.name.clone(), known.size);
+        // A 0-byte file is complete at once: it is checked and named when `Sent` comes.
         known.stage = if size == 0 {
             Stage::Checking
         } else {
@@ -114,13 +109,9 @@ impl App {
                     companion: self.partner.clone().unwrap_or_default(),
                     key: self.channel.as_ref().map_or([0; 32], |c| *c.theirs()),
                     size,
-                    sha256,
                 },
             },
         ];
-        if size == 0 {
-            effects.push(Effect::FinishFile { transfer, sha256 });
-        }
         effects.extend(self.queue_control(FileControl::Accept { transfer, from: 0 }));
         effects
     }
@@ -184,7 +175,9 @@ impl App {
             }),
         ];
         let stage = if end == size {
-            effects.push(Effect::FinishFile { transfer, sha256 });
+            if let Some(sha256) = sha256 {
+                effects.push(Effect::FinishFile { transfer, sha256 });
+            }
             Stage::Checking
         } else {
             Stage::Moving { next: end }
@@ -193,6 +186,23 @@ impl App {
             known.stage = stage;
         }
         effects
+    }
+
+    /// The sender read and sent the whole file; `sha256` is what it must hash to. Once every
+    /// byte is here too, the runner checks it and names it. (It comes again after every resumed
+    /// stream: the first one is kept.)
+    pub(super) fn on_sent(&mut self, transfer: TransferId, sha256: [u8; 32]) -> Vec<Effect> {
+        let Some(known) = self.transfers.get_mut(&transfer) else {
+            return Vec::new();
+        };
+        if !known.receiving() || known.sha256.is_some() {
+            return Vec::new();
+        }
+        known.sha256 = Some(sha256);
+        if known.stage == Stage::Checking {
+            return vec![Effect::FinishFile { transfer, sha256 }];
+        }
+        Vec::new()
     }
 
     /// Stops a transfer we receive: the temporary file goes, the sender hears `reason`.
@@ -254,7 +264,7 @@ impl App {
             }
             Err(SaveError::Mismatch) => self.fail_receiving(
                 &transfer,
-                "its SHA-256 did not match the offer, so it was deleted",
+                "its SHA-256 did not match the sender's, so it was deleted",
                 "the file did not match its SHA-256",
             ),
             Err(SaveError::Io(why)) => {

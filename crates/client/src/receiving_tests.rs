@@ -16,7 +16,6 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
         transfer: T,
         name: "../report.pdf".into(),
         size: SIZE,
-        sha256: SHA,
     };
     let shown = app.handle(control(1, offer));
     assert_eq!(
@@ -36,7 +35,6 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
             companion: "nick2".into(),
             key: key_of("Nick2"),
             size: SIZE,
-            sha256: SHA,
         },
     }));
     assert_eq!(
@@ -52,10 +50,21 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
         data: vec![1; 100_000],
     }));
     let last = app.handle(chunk(100_000, &[2; 50_000]));
-    assert!(last.contains(&Effect::FinishFile {
+    // Every byte is here; the check waits for the sender's SHA-256.
+    assert!(!last
+        .iter()
+        .any(|effect| matches!(effect, Effect::FinishFile { .. })));
+    let sent = FileControl::Sent {
         transfer: T,
         sha256: SHA,
-    }));
+    };
+    assert_eq!(
+        app.handle(control(2, sent)),
+        [Effect::FinishFile {
+            transfer: T,
+            sha256: SHA
+        }]
+    );
     let saved = app.handle(Event::FileSaved {
         transfer: T,
         result: Ok("report (1).pdf".into()),
@@ -67,6 +76,37 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
     assert_eq!(
         sent_controls(&saved),
         [FileControl::Received { transfer: T }]
+    );
+}
+
+#[test]
+fn the_check_starts_when_both_the_bytes_and_the_sha256_are_here() {
+    let sent = FileControl::Sent {
+        transfer: T,
+        sha256: SHA,
+    };
+    // All the bytes first: still cancellable while the SHA-256 is awaited.
+    let mut app = receiving();
+    app.handle(chunk(0, &[1; SIZE as usize]));
+    assert_eq!(
+        texts(&app.handle(Event::Line("/cancel".into()))),
+        ["🛑 Cancelled report.pdf"]
+    );
+    // The SHA-256 first (it overtook the last pieces), then the bytes.
+    let mut app = receiving();
+    app.handle(chunk(0, &[1; 100_000]));
+    assert!(app.handle(control(2, sent.clone())).is_empty());
+    let last = app.handle(chunk(100_000, &[2; 50_000]));
+    assert!(last.contains(&Effect::FinishFile {
+        transfer: T,
+        sha256: SHA,
+    }));
+    // Sent again (after a resumed stream): nothing more.
+    assert!(app.handle(control(3, sent)).is_empty());
+    assert_eq!(
+        texts(&app.handle(Event::Line("/cancel".into()))),
+        ["❌ No file transfer to cancel"],
+        "too late once it is being checked"
     );
 }
 
@@ -111,14 +151,20 @@ fn an_empty_file_completes_when_accepted() {
             transfer: T,
             name: "empty".into(),
             size: 0,
-            sha256: SHA,
         },
     ));
-    let effects = app.handle(Event::Line("/accept empty".into()));
-    assert!(effects.contains(&Effect::FinishFile {
+    app.handle(Event::Line("/accept empty".into()));
+    let sent = FileControl::Sent {
         transfer: T,
         sha256: SHA,
-    }));
+    };
+    assert_eq!(
+        app.handle(control(2, sent)),
+        [Effect::FinishFile {
+            transfer: T,
+            sha256: SHA
+        }]
+    );
 }
 
 #[test]
@@ -129,7 +175,6 @@ fn offers_in_history_are_shown_but_not_actionable() {
         transfer: T,
         name: "old.zip".into(),
         size: 2048,
-        sha256: SHA,
     };
     let body = channel("Nick2", "Nick1")
         .seal_file(&id, 1, &offer)

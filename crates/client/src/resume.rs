@@ -1,7 +1,7 @@
 //! What lets an interrupted download resume: next to each temporary file
 //! (`.NAME.TAG.p2pchat-part`) a small state file (`….p2pchat-part.state`, owner-only, written
 //! atomically) says which transfer it is, from whom (folded nickname and identity key), and the
-//! offer's name, size and SHA-256. Chunks are written in order and only once they opened, so any
+//! offer's name and size. Chunks are written in order and only once they opened, so any
 //! prefix of the temporary file is good data: where to resume is simply its length. When the
 //! same companion is back, the downloads directory is looked through for their state files.
 //! A state file is never trusted as a path: only names matching the pattern, inside the
@@ -18,7 +18,7 @@ use crate::events::{FoundPart, PartRecord};
 use crate::transfers::MAX_TRANSFERS;
 
 /// The first line of a state file.
-const MAGIC: &str = "p2pchat-part 1";
+const MAGIC: &str = "p2pchat-part 2";
 /// What a temporary file's name ends with.
 const PART_SUFFIX: &str = ".p2pchat-part";
 /// What a state file's name ends with.
@@ -64,12 +64,11 @@ fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
 /// The state file's text (the name last: it is the only free-form field).
 fn encode(transfer: &TransferId, name: &str, record: &PartRecord) -> String {
     format!(
-        "{MAGIC}\ntransfer {}\ncompanion {}\nkey {}\nsize {}\nsha256 {}\nname {name}\n",
+        "{MAGIC}\ntransfer {}\ncompanion {}\nkey {}\nsize {}\nname {name}\n",
         hex(transfer),
         record.companion,
         hex(&record.key),
         record.size,
-        hex(&record.sha256)
     )
 }
 
@@ -87,13 +86,11 @@ fn decode(text: &str) -> Option<(TransferId, String, PartRecord)> {
     let companion = field("companion")?;
     let key = unhex::<32>(&field("key")?)?;
     let size = field("size")?.parse().ok()?;
-    let sha256 = unhex::<32>(&field("sha256")?)?;
     let name = field("name")?;
     let record = PartRecord {
         companion,
         key,
         size,
-        sha256,
     };
     Some((transfer, name, record))
 }
@@ -182,7 +179,6 @@ fn check_state(dir: &Path, file_name: &str, companion: &str, key: &[u8; 32]) -> 
         transfer,
         name,
         size: record.size,
-        sha256: record.sha256,
         have: part_meta.len(),
     })
 }
@@ -202,7 +198,6 @@ mod tests {
             companion: "nick2".into(),
             key: [5; 32],
             size: 10,
-            sha256: [6; 32],
         }
     }
 
@@ -228,7 +223,6 @@ mod tests {
                 transfer: [1; 16],
                 name: "a.txt".into(),
                 size: 10,
-                sha256: [6; 32],
                 have: 5,
             }]
         );

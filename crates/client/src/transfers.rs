@@ -24,7 +24,7 @@ pub enum Side {
     Sending {
         /// The file on disk.
         path: PathBuf,
-        /// Its length and modification time once hashed: it must not change before it is sent.
+        /// Its length and modification time when offered: it must not change before it is sent.
         stamp: Option<FileStamp>,
     },
     /// We receive it into `dir`.
@@ -37,8 +37,8 @@ pub enum Side {
 /// How far a transfer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Sender: reading the file through for its size and SHA-256 before offering it.
-    Hashing,
+    /// Sender: looking the file up (its size) before offering it.
+    Looking,
     /// The offer is out (or in), with no answer yet.
     Offered,
     /// Bytes are moving; `next` is the offset of the next chunk.
@@ -46,7 +46,9 @@ pub enum Stage {
         /// Next offset.
         next: u64,
     },
-    /// Every byte went: the receiver checks the SHA-256 (the sender waits for `Received`).
+    /// Every byte went. Sender: the SHA-256 follows when the reader is through (`Sent`), then
+    /// it waits for `Received`. Receiver: the file is checked and named once the sender's
+    /// SHA-256 is here (`sha256`).
     Checking,
     /// Sender: the companion or the connection went; it goes on when they accept it again.
     Paused {
@@ -66,8 +68,9 @@ pub struct Transfer {
     pub name: String,
     /// Bytes in all.
     pub size: u64,
-    /// SHA-256 of the whole file.
-    pub sha256: [u8; 32],
+    /// SHA-256 of the whole file, once the reader was through it (sender) or the sender sent
+    /// it (receiver).
+    pub sha256: Option<[u8; 32]>,
     /// How far it is.
     pub stage: Stage,
     /// When it was made, for "the latest offer".
@@ -86,7 +89,23 @@ impl Transfer {
     /// Whether `/cancel` stops it: not an offer to us (that is `/decline`), nor a file we
     /// received whole and are checking and naming (too late to stop).
     pub fn cancellable(&self) -> bool {
-        !(self.pending_offer() || (self.receiving() && self.stage == Stage::Checking))
+        !(self.pending_offer() || self.finishing())
+    }
+
+    /// Whether it is a file we received whole, with its SHA-256: being checked and named.
+    pub fn finishing(&self) -> bool {
+        self.receiving() && self.stage == Stage::Checking && self.sha256.is_some()
+    }
+
+    /// Whether it is a file we receive that is kept to resume when it stops: bytes are
+    /// moving, or all are here and the sender's SHA-256 is not.
+    pub fn resumable(&self) -> bool {
+        self.receiving()
+            && match self.stage {
+                Stage::Moving { .. } => true,
+                Stage::Checking => self.sha256.is_none(),
+                _ => false,
+            }
     }
 
     /// Whether it is an offer to us not answered yet.
@@ -211,7 +230,7 @@ mod tests {
             side: Side::Receiving { dir: ".".into() },
             name: name.into(),
             size: 1,
-            sha256: [0; 32],
+            sha256: None,
             stage: Stage::Offered,
             order: 0,
             resyncing: false,

@@ -3,10 +3,12 @@
 //! bytes travel as chunk envelopes in `Chunk` frames, bound to their transfer and offset.
 //!
 //! Control message layout (after the envelope's kind and counter): a tag byte, the 16-byte
-//! transfer id, then per tag: `1` offer: size (u64 BE), SHA-256 (32 bytes), name (u16 BE length
-//! and UTF-8); `2` accept: offset to start from (u64 BE); `3` decline: nothing; `4` cancel:
-//! reason (u16 BE length and UTF-8); `5` received: nothing (the file was saved and its SHA-256
-//! matched).
+//! transfer id, then per tag: `1` offer: size (u64 BE), name (u16 BE length and UTF-8); `2`
+//! accept: offset to start from (u64 BE); `3` decline: nothing; `4` cancel: reason (u16 BE
+//! length and UTF-8); `5` received: nothing (the file was saved and its SHA-256 matched); `6`
+//! sent: SHA-256 of the whole file (32 bytes). The sender hashes the file as it reads it for
+//! sending, so an offer goes out at once (no pass over the file first) and `Sent` follows the
+//! last chunk; it is sent again after every resumed stream.
 
 use crate::e2e::E2eError;
 
@@ -27,8 +29,6 @@ pub enum FileControl {
         name: String,
         /// Bytes in all.
         size: u64,
-        /// SHA-256 of the whole file.
-        sha256: [u8; 32],
     },
     /// The receiver takes it, from this offset (0, or where an interrupted transfer stopped).
     Accept {
@@ -54,6 +54,13 @@ pub enum FileControl {
         /// The transfer.
         transfer: TransferId,
     },
+    /// The sender read and sent the whole file: this is its SHA-256.
+    Sent {
+        /// The transfer.
+        transfer: TransferId,
+        /// SHA-256 of the whole file.
+        sha256: [u8; 32],
+    },
 }
 
 impl FileControl {
@@ -64,7 +71,8 @@ impl FileControl {
             | Self::Accept { transfer, .. }
             | Self::Decline { transfer }
             | Self::Cancel { transfer, .. }
-            | Self::Received { transfer } => transfer,
+            | Self::Received { transfer }
+            | Self::Sent { transfer, .. } => transfer,
         }
     }
 
@@ -85,17 +93,16 @@ impl FileControl {
             Self::Decline { .. } => 3,
             Self::Cancel { .. } => 4,
             Self::Received { .. } => 5,
+            Self::Sent { .. } => 6,
         };
         out.push(tag);
         out.extend_from_slice(self.transfer());
         match self {
-            Self::Offer {
-                name, size, sha256, ..
-            } => {
+            Self::Offer { name, size, .. } => {
                 out.extend_from_slice(&size.to_be_bytes());
-                out.extend_from_slice(sha256);
                 text(out, name)?;
             }
+            Self::Sent { sha256, .. } => out.extend_from_slice(sha256),
             Self::Accept { from, .. } => out.extend_from_slice(&from.to_be_bytes()),
             Self::Cancel { reason, .. } => text(out, reason)?,
             Self::Decline { .. } | Self::Received { .. } => {}
@@ -111,13 +118,11 @@ impl FileControl {
         let control = match tag {
             1 => {
                 let size = u64::from_be_bytes(fields.take()?);
-                let sha256 = fields.take()?;
                 let name = fields.text()?;
                 Self::Offer {
                     transfer,
                     name,
                     size,
-                    sha256,
                 }
             }
             2 => Self::Accept {
@@ -130,6 +135,10 @@ impl FileControl {
                 reason: fields.text()?,
             },
             5 => Self::Received { transfer },
+            6 => Self::Sent {
+                transfer,
+                sha256: fields.take()?,
+            },
             _ => return Err(E2eError::Malformed("unknown file message")),
         };
         if !fields.0.is_empty() {
@@ -183,7 +192,6 @@ mod tests {
                 transfer: [3; 16],
                 name: "report 2026.pdf".into(),
                 size: 1 << 40,
-                sha256: [9; 32],
             },
             FileControl::Accept {
                 transfer: [3; 16],
@@ -195,6 +203,10 @@ mod tests {
                 reason: "disk full".into(),
             },
             FileControl::Received { transfer: [3; 16] },
+            FileControl::Sent {
+                transfer: [3; 16],
+                sha256: [9; 32],
+            },
         ] {
             let sealed = to_bob.seal_file(&[1; 16], 77, &control).unwrap();
             let plain = from_alice.open(false, &[1; 16], &sealed).unwrap();
