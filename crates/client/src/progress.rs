@@ -2,10 +2,15 @@
 //! worked out here from the app's `Progress` effects. Progress is printed as lines through the
 //! same printer as chat lines, so the line editor is never disturbed: every 10% on a terminal,
 //! and at 25, 50 and 75% at most in scripting mode (logs stay short), then a final line.
+//! Each step line carries a bar drawn by indicatif into a captured line; indicatif never gets
+//! the terminal, which belongs to the line editor.
 
 use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use p2pchat_secure::TransferId;
 use tokio::time::Instant;
 
@@ -15,11 +20,18 @@ use crate::transfers::human_size;
 /// Transfers tracked at once; past it the oldest are forgotten (they only lose a line or two).
 const MAX_TRACKED: usize = 64;
 
+/// `{prefix}` is the name and our own percentage: indicatif's `{percent}` rounds, so it would
+/// say 100% before the end (and 26% at 25.6%). `{msg}` is our rate and time left: indicatif
+/// reads its own clock, and the runner's clock is the one tests can drive. Plain ASCII in the
+/// bar, so logs stay readable.
+const TEMPLATE: &str = "📎 {prefix} [{bar:20}] {decimal_bytes} of {decimal_total_bytes}{msg}";
+
 /// When each transfer started and the last step it printed.
 pub(crate) struct Meter {
     /// Steps per transfer: 10 on a terminal, 4 in scripting mode.
     steps: u64,
     tracked: HashMap<TransferId, (Instant, u64)>,
+    style: ProgressStyle,
 }
 
 impl Meter {
@@ -28,6 +40,7 @@ impl Meter {
         Self {
             steps: if interactive { 10 } else { 4 },
             tracked: HashMap::new(),
+            style: bar_style(),
         }
     }
 
@@ -50,7 +63,7 @@ impl Meter {
             return None;
         }
         *shown = step;
-        Some(step_line(progress, elapsed))
+        Some(step_line(&self.style, progress, elapsed))
     }
 
     /// The transfer stopped: no more lines for it.
@@ -59,31 +72,42 @@ impl Meter {
     }
 }
 
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(TEMPLATE)
+        .expect("the progress template is valid (the tests render it)")
+        .progress_chars("#>-")
+}
+
 /// Bytes per second over `elapsed` (none before a moment has passed).
 fn rate(bytes: u64, elapsed: Duration) -> Option<f64> {
     let secs = elapsed.as_secs_f64();
     (secs >= 0.05).then(|| bytes as f64 / secs)
 }
 
-/// `📎 report.pdf: 50% (1.0 MB of 2.1 MB, 3.4 MB/s, 1s left)`
-pub(crate) fn step_line(progress: &Progress, elapsed: Duration) -> String {
+/// `📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left`
+pub(crate) fn step_line(style: &ProgressStyle, progress: &Progress, elapsed: Duration) -> String {
     let percent = u128::from(progress.done) * 100 / u128::from(progress.total.max(1));
-    let mut text = format!(
-        "📎 {}: {percent}% ({} of {}",
-        progress.name,
-        human_size(progress.done),
-        human_size(progress.total)
-    );
+    let mut pace = String::new();
     if let Some(rate) = rate(progress.done, elapsed).filter(|rate| *rate >= 1.0) {
         let left = progress.total.saturating_sub(progress.done) as f64 / rate;
-        text.push_str(&format!(
+        pace = format!(
             ", {}/s, {} left",
-            human_size(rate as u64),
+            DecimalBytes(rate as u64),
             describe_secs(left)
-        ));
+        );
     }
-    text.push(')');
-    text
+    let screen = Screen::default();
+    let bar = ProgressBar::with_draw_target(
+        Some(progress.total),
+        ProgressDrawTarget::term_like(Box::new(screen.clone())),
+    )
+    .with_style(style.clone())
+    .with_prefix(format!("{}: {percent}%", progress.name))
+    .with_message(pace)
+    .with_position(progress.done);
+    // One draw, position untouched; a bar dropped unfinished would draw a second time.
+    bar.abandon();
+    screen.take()
 }
 
 /// `📎 report.pdf: 100% (2.1 MB in 1s, 3.4 MB/s)`
@@ -111,6 +135,73 @@ fn describe_secs(secs: f64) -> String {
     }
 }
 
+/// A pretend terminal that keeps what indicatif draws, so the bar becomes a line for the chat's
+/// printer. Cursor moves are ignored: every bar draws once, on a line of its own.
+#[derive(Clone, Debug, Default)]
+struct Screen(Arc<Mutex<String>>);
+
+impl Screen {
+    /// The line drawn, without the padding indicatif adds up to the width.
+    fn take(&self) -> String {
+        let mut drawn = std::mem::take(&mut *self.text());
+        drawn.truncate(drawn.trim_end().len());
+        drawn
+    }
+
+    fn text(&self) -> std::sync::MutexGuard<'_, String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl TermLike for Screen {
+    /// Only the padding depends on it (our template has no wide element), and it is trimmed.
+    fn width(&self) -> u16 {
+        80
+    }
+
+    /// indicatif skips bars taller than the terminal; a long file name must not hide the line.
+    fn height(&self) -> u16 {
+        u16::MAX
+    }
+
+    fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        let mut text = self.text();
+        text.push_str(s);
+        text.push('\n');
+        Ok(())
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.text().extend(s.chars().filter(|c| *c != '\r'));
+        Ok(())
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        self.text().clear();
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,14 +217,53 @@ mod tests {
 
     #[test]
     fn lines_read_as_designed() {
+        let style = bar_style();
         assert_eq!(
-            step_line(&at(1_050_000), Duration::from_millis(300)),
-            "📎 report.pdf: 50% (1.1 MB of 2.1 MB, 3.5 MB/s, 1s left)"
+            step_line(&style, &at(1_050_000), Duration::from_millis(300)),
+            "📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left"
+        );
+        assert_eq!(
+            step_line(&style, &at(210_000), Duration::ZERO),
+            "📎 report.pdf: 10% [##>-----------------] 210.00 kB of 2.10 MB"
         );
         assert_eq!(
             final_line(&at(2_100_000), Duration::from_secs(2)),
             "📎 report.pdf: 100% (2.1 MB in 2s, 1.1 MB/s)"
         );
+    }
+
+    #[test]
+    fn the_meter_works_out_rate_and_time_left_from_the_runners_clock() {
+        let mut meter = Meter::new(true);
+        let start = Instant::now();
+        assert_eq!(meter.update(&at(1_000), start), None);
+        let line = meter
+            .update(&at(630_000), start + Duration::from_secs(3))
+            .expect("30% is a step");
+        assert_eq!(
+            line,
+            "📎 report.pdf: 30% [######>-------------] 630.00 kB of 2.10 MB, 210.00 kB/s, 7s left"
+        );
+        let line = meter
+            .update(&at(2_100_000), start + Duration::from_secs(10))
+            .expect("the end is always shown");
+        assert_eq!(line, "📎 report.pdf: 100% (2.1 MB in 10s, 210.0 kB/s)");
+    }
+
+    #[test]
+    fn a_long_name_still_gives_one_whole_line() {
+        let mut progress = at(1_050_000);
+        progress.name = "x".repeat(5_000);
+        let line = step_line(&bar_style(), &progress, Duration::from_secs(1));
+        assert!(
+            line.starts_with(&format!("📎 {}: 50% [", progress.name)),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("1.05 MB of 2.10 MB, 1.05 MB/s, 1s left"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
     }
 
     #[test]
