@@ -43,8 +43,9 @@ enum Command {
         is end-to-end encrypted to your companion's identity key, so the relay cannot read it. \
         Your own key lives in --identity and owns your nickname on each relay; /verify shows \
         the safety number to compare with your companion, /release gives a nickname up.\n\n\
-        Files: /send PATH offers a file to your companion (who must be online); they /accept \
-        (saved in --downloads) or /decline it, and /cancel stops a transfer. Files are \
+        Files: /send PATH… offers files (a directory: the files in it) to your companion (who \
+        must be online); they /accept (saved in --downloads) or /decline each one (or all), and \
+        /cancel stops transfers. Files are \
         end-to-end encrypted like messages, go through the relay without being stored, and \
         are saved only once their SHA-256 matches, never over an existing file.\n\n\
         When standard input is not a terminal the client runs in scripting mode: no prompts or \
@@ -136,10 +137,11 @@ struct ClientArgs {
     /// Accept every file offered to you, saving it in DIR, without asking (scripting mode).
     #[arg(long, value_name = "DIR", conflicts_with = "downloads")]
     auto_accept: Option<std::path::PathBuf>,
-    /// Offer the file PATH to your companion once one is connected, and exit once they have
-    /// received it (status 0) or declined it, or it failed (status 1).
+    /// Offer the file at PATH (a directory: the files in it; repeat --send for more) to your
+    /// companion once one is connected, and exit once every one was received (status 0), or
+    /// once all are over and any was declined or failed (status 1).
     #[arg(long, value_name = "PATH")]
-    send: Option<std::path::PathBuf>,
+    send: Vec<std::path::PathBuf>,
     /// Print your identity's public key, its fingerprint and the file, then exit.
     #[arg(long)]
     show_identity: bool,

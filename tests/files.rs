@@ -456,3 +456,68 @@ fn a_cut_connection_resumes_the_transfer() {
     assert!(ann.wait_exit().success());
     assert!(same_bytes(&path, &downloads.path().join("cut.bin")));
 }
+
+#[test]
+fn a_directory_and_several_files_go_in_one_command() {
+    let server = Server::start(&[]);
+    let (source, downloads) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let album = source.path().join("album");
+    std::fs::create_dir_all(album.join("2026")).unwrap();
+    let mut sent = vec![
+        make_file(&album, "cover.jpg", 3000),
+        make_file(&album.join("2026"), "track.ogg", 300_000),
+    ];
+    // More files than transfers may run at once: the rest wait for a free slot.
+    for i in 0..20 {
+        sent.push(make_file(&album, &format!("note{i:02}.txt"), 100 + i));
+    }
+    let loose = make_file(source.path(), "loose notes.txt", 10);
+    let dir = downloads.path().to_str().unwrap();
+    let bob = server.start_client(&["--nick", "Bob", "--to", "Ann", "--auto-accept", dir]);
+    bob.expect("Waiting for Ann");
+    let mut ann = server.start_client(&[
+        "--nick",
+        "Ann",
+        "--to",
+        "Bob",
+        "--send",
+        album.to_str().unwrap(),
+        "--send",
+        loose.to_str().unwrap(),
+    ]);
+    ann.expect("📎 23 files to send; up to 16 move at once");
+    assert!(ann.wait_exit().success(), "the sender did not finish");
+    sent.push(loose);
+    let mut expected: Vec<String> = sent
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(settled_files(downloads.path()), expected);
+    for path in &sent {
+        let name = path.file_name().unwrap();
+        assert!(same_bytes(path, &downloads.path().join(name)), "{name:?}");
+    }
+    drop(bob);
+
+    // Interactively: several paths (one with a space, quoted) and `/accept all`.
+    let downloads = tempfile::tempdir().unwrap();
+    let (a, b) = pair_with_downloads(&server, downloads.path(), &[]);
+    let spaced = make_file(source.path(), "two words.txt", 20);
+    let other = make_file(source.path(), "other.txt", 30);
+    a.say(&format!(
+        "/send '{}' {} {}",
+        spaced.display(),
+        other.display(),
+        source.path().join("missing.txt").display()
+    ));
+    a.expect("❌ Cannot send");
+    // The two are looked at side by side: their offers may come in either order.
+    b.wait_for_count("📎 Ann offers", 2, WAIT);
+    b.say("/accept all");
+    a.wait_for_count("✅ Bob received", 2, WAIT);
+    assert_eq!(
+        settled_files(downloads.path()),
+        ["other.txt", "two words.txt"]
+    );
+}

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use p2pchat_proto::ResumeToken;
 use p2pchat_proto::{validate_nick, Challenge, Frame};
-use p2pchat_secure::{Channel, Counter, Identity, TransferId};
+use p2pchat_secure::{Channel, Counter, Identity};
 
 use crate::history::History;
 use crate::inbox::Inbox;
@@ -34,6 +34,8 @@ mod frames;
 mod lifecycle;
 #[path = "pausing.rs"]
 mod pausing;
+#[path = "queue.rs"]
+mod queue;
 #[path = "receiving.rs"]
 mod receiving;
 #[path = "typing.rs"]
@@ -130,10 +132,10 @@ pub struct App {
     downloads: PathBuf,
     /// Accept every offer at once (`--auto-accept`).
     auto_accept: bool,
-    /// `--send PATH`, until a companion is there to offer it to.
-    auto_send: Option<PathBuf>,
-    /// The transfer `--send` started: its end ends the client.
-    auto_send_id: Option<TransferId>,
+    /// Files to send waiting for a free transfer slot.
+    send_queue: std::collections::VecDeque<PathBuf>,
+    /// Where `--send` is.
+    auto_send: queue::AutoSend,
     /// The exit status once leaving is done (`--send` failing makes it 1).
     exit_code: i32,
 }
@@ -187,8 +189,8 @@ impl App {
             transfers: Transfers::default(),
             downloads: PathBuf::from("."),
             auto_accept: false,
-            auto_send: None,
-            auto_send_id: None,
+            send_queue: std::collections::VecDeque::new(),
+            auto_send: queue::AutoSend::Off,
             exit_code: 0,
         }
     }
@@ -237,17 +239,15 @@ impl App {
         self
     }
 
-    /// Received files go to `downloads` (accepted at once if `auto_accept`); `send` is offered
-    /// to the first companion who can take it, and the client leaves once it is done.
-    pub fn with_files(
-        mut self,
-        downloads: PathBuf,
-        auto_accept: bool,
-        send: Option<PathBuf>,
-    ) -> Self {
+    /// Received files go to `downloads` (accepted at once if `auto_accept`); the files at
+    /// `send` (directories: their files) are offered to the first companion who can take them,
+    /// and the client leaves once they are done.
+    pub fn with_files(mut self, downloads: PathBuf, auto_accept: bool, send: Vec<PathBuf>) -> Self {
         self.downloads = downloads;
         self.auto_accept = auto_accept;
-        self.auto_send = send;
+        if !send.is_empty() {
+            self.auto_send = queue::AutoSend::Waiting(send);
+        }
         self
     }
 
@@ -337,7 +337,9 @@ impl App {
             Event::FileSaved { transfer, result } => self.on_file_saved(transfer, result),
             Event::WriteFailed { transfer, why } => self.on_write_failed(transfer, &why),
             Event::PartsFound(found) => self.on_parts_found(found),
+            Event::FilesListed { files, problems } => self.on_files_listed(files, problems),
         };
+        effects.extend(self.pump_sends());
         if self.leave_when_done && self.can_leave_now() {
             effects.extend(self.leave());
         }

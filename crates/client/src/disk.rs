@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,7 @@ use p2pchat_secure::TransferId;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Notify};
 
-use crate::events::{Effect, Event, FileFacts, FileStamp};
+use crate::events::{Effect, Event, FileFacts, FileStamp, SendSpec};
 use crate::saving::{write_files, Job};
 
 /// Chunks read ahead for the files being sent (all transfers together): enough to keep the
@@ -101,6 +101,13 @@ impl Disk {
     /// Carries out a file effect (others are ignored).
     pub fn apply(&mut self, effect: Effect) {
         match effect {
+            Effect::ListFiles { spec } => {
+                let events = self.events_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let (files, problems) = list_files(spec);
+                    let _ = events.send(Event::FilesListed { files, problems });
+                });
+            }
             Effect::LookAtFile { transfer, path } => {
                 let events = self.events_tx.clone();
                 tokio::task::spawn_blocking(move || {
@@ -202,6 +209,93 @@ impl Disk {
             let _ = tokio::time::timeout(patience, joined).await;
         }
     }
+}
+
+/// Files one `/send` or `--send` may list, at most (directories included).
+const MAX_LISTED: usize = crate::transfers::MAX_QUEUED;
+
+/// The files `spec` stands for, in order (a directory's sorted by name, recursively; links
+/// inside directories are not followed), and `PATH: why` for each path that cannot be sent.
+pub(crate) fn list_files(spec: SendSpec) -> (Vec<PathBuf>, Vec<String>) {
+    let paths = match spec {
+        SendSpec::Given(paths) => paths,
+        SendSpec::Typed(typed) => {
+            let whole = unquote(typed.trim());
+            if Path::new(whole).exists() {
+                vec![PathBuf::from(whole)]
+            } else {
+                match shell_words::split(&typed) {
+                    Ok(words) => words.into_iter().map(PathBuf::from).collect(),
+                    Err(_) => return (Vec::new(), vec![format!("{typed}: a quote is not closed")]),
+                }
+            }
+        }
+    };
+    let (mut files, mut problems) = (Vec::new(), Vec::new());
+    for path in paths {
+        let shown = path.display().to_string();
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                let before = files.len();
+                if let Err(why) = walk(&path, &mut files) {
+                    files.truncate(before);
+                    problems.push(format!("{shown}: {why}"));
+                } else if files.len() == before {
+                    problems.push(format!("{shown}: the directory has no files"));
+                }
+            }
+            Ok(meta) if meta.is_file() => files.push(path),
+            Ok(_) => problems.push(format!("{shown}: not a regular file")),
+            Err(err) => problems.push(format!("{shown}: {}", describe(&err))),
+        }
+        if files.len() > MAX_LISTED {
+            problems.push(format!(
+                "{shown}: more than {MAX_LISTED} files at once; send fewer"
+            ));
+            files.truncate(MAX_LISTED);
+            break;
+        }
+    }
+    (files, problems)
+}
+
+/// Adds the regular files under `dir` to `files`, sorted, depth first, until there are more
+/// than `MAX_LISTED`.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|err| describe(&err))?
+        .filter_map(Result::ok)
+        .take(MAX_LISTED + 1)
+        .collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        if files.len() > MAX_LISTED {
+            break;
+        }
+        // The entry itself, not what a link points to: no loops, nothing outside.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            walk(&entry.path(), files)?;
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// `"a b"` or `'a b'`: what is inside the quotes; anything else as it is.
+fn unquote(text: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = text
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    text
 }
 
 /// A file's name, size and stamp (it is not read: its SHA-256 is worked out as it is sent).

@@ -250,3 +250,54 @@ fn an_interrupted_download_is_kept_and_resumed_over_its_prefix() {
     }]);
     assert!(matches!(failed[..], [Event::WriteFailed { .. }]));
 }
+
+#[test]
+fn what_is_typed_after_send_is_listed_as_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    std::fs::write(root.join("a b.txt"), b"1").expect("write");
+    std::fs::write(root.join("c.txt"), b"2").expect("write");
+    std::fs::create_dir_all(root.join("photos/2026")).expect("mkdir");
+    std::fs::write(root.join("photos/z.jpg"), b"3").expect("write");
+    std::fs::write(root.join("photos/2026/y.jpg"), b"4").expect("write");
+    std::fs::create_dir(root.join("empty")).expect("mkdir");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(root, root.join("photos/loop")).expect("symlink");
+    let at = |name: &str| root.join(name);
+    let typed = |text: String| list_files(SendSpec::Typed(text));
+    // A path with a space, as it is or quoted.
+    let spaced = at("a b.txt").display().to_string();
+    assert_eq!(typed(spaced.clone()), (vec![at("a b.txt")], vec![]));
+    assert_eq!(typed(format!("'{spaced}'")), (vec![at("a b.txt")], vec![]));
+    // Several, quoted as in a shell; a directory stands for its files (sorted, recursive,
+    // links inside not followed).
+    let (files, problems) = typed(format!(
+        "'{spaced}' {} {}",
+        at("c.txt").display(),
+        at("photos").display()
+    ));
+    assert_eq!(
+        files,
+        [
+            at("a b.txt"),
+            at("c.txt"),
+            at("photos/2026/y.jpg"),
+            at("photos/z.jpg")
+        ]
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    // What cannot be sent is said, path by path; the rest still goes.
+    let (files, problems) = list_files(SendSpec::Given(vec![at("nope"), at("empty"), at("c.txt")]));
+    assert_eq!(files, [at("c.txt")]);
+    assert_eq!(
+        problems,
+        [
+            format!("{}: no such file or directory", at("nope").display()),
+            format!("{}: the directory has no files", at("empty").display()),
+        ]
+    );
+    assert_eq!(
+        typed("'unclosed".into()).1,
+        ["'unclosed: a quote is not closed"]
+    );
+}

@@ -184,7 +184,7 @@ impl App {
                         self.replays.seen(&partner, plain.counter);
                     }
                     match &plain.file {
-                        Some(control) => vec![earlier_file_line(control)],
+                        Some(control) => earlier_file_line(control).into_iter().collect(),
                         None => plain.texts.iter().map(|text| printable(text)).collect(),
                     }
                 }
@@ -259,20 +259,21 @@ impl App {
     }
 }
 
-/// A file control message in history: what it said, and that it cannot be acted on now.
-fn earlier_file_line(control: &FileControl) -> String {
-    match control {
+/// A file control message in history: what it said, and that it cannot be acted on now
+/// (nothing for the plumbing between offer and outcome: accepts and SHA-256s).
+fn earlier_file_line(control: &FileControl) -> Option<String> {
+    let line = match control {
         FileControl::Offer { name, size, .. } => format!(
             "📎 offered {} ({}) — from history, it cannot be accepted now",
             safe_file_name(name),
             human_size(*size)
         ),
-        FileControl::Accept { .. } => "📎 accepted a file".to_owned(),
+        FileControl::Accept { .. } | FileControl::Sent { .. } => return None,
         FileControl::Decline { .. } => "📎 declined a file".to_owned(),
         FileControl::Cancel { .. } => "📎 stopped a file transfer".to_owned(),
         FileControl::Received { .. } => "📎 received a file (SHA-256 verified)".to_owned(),
-        FileControl::Sent { .. } => "📎 sent all of a file".to_owned(),
-    }
+    };
+    Some(line)
 }
 
 /// Why a live message was not shown.

@@ -82,6 +82,13 @@ pub enum Event {
         /// The final file name in the downloads directory, or what went wrong.
         result: Result<String, SaveError>,
     },
+    /// The files to send (`Effect::ListFiles`), and what cannot be sent, in words.
+    FilesListed {
+        /// Regular files, in order.
+        files: Vec<PathBuf>,
+        /// `PATH: why`, one per path that cannot be sent.
+        problems: Vec<String>,
+    },
     /// Interrupted downloads from the companion found on disk (`Effect::FindParts`).
     PartsFound(Vec<FoundPart>),
     /// Writing a file being received failed (its temporary file is gone).
@@ -91,6 +98,16 @@ pub enum Event {
         /// Why, in words.
         why: String,
     },
+}
+
+/// Files to send, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendSpec {
+    /// What followed `/send`: one path (even with spaces) if it exists as written, else
+    /// several, separated by spaces and quoted as in a shell.
+    Typed(String),
+    /// Paths given one by one (`--send`).
+    Given(Vec<PathBuf>),
 }
 
 /// What `Effect::LookAtFile` found out about a file.
@@ -165,6 +182,12 @@ pub enum Effect {
     Close {
         /// Process exit status.
         code: i32,
+    },
+    /// Turn what was given into the files to send (`Event::FilesListed`): a directory stands
+    /// for the files in it, found recursively.
+    ListFiles {
+        /// What was given.
+        spec: SendSpec,
     },
     /// Look at `path` (a blocking task, but no reading): report its name, size and stamp
     /// (`Event::FileLooked`).

@@ -24,7 +24,7 @@ impl App {
     }
 
     /// The companion files can go to now (connected, with a key), printable; or why not.
-    fn file_companion(&self) -> Result<String, String> {
+    pub(super) fn file_companion(&self) -> Result<String, String> {
         let ready = self.link == Link::Up && self.present && self.channel.is_some();
         match &self.companion {
             Some(nick) if ready => Ok(printable(nick)),
@@ -47,18 +47,9 @@ impl App {
         self.send_unsent()
     }
 
-    /// `/send PATH`: the runner looks the file up first (`Event::FileLooked`).
-    pub(super) fn send_file(&mut self, path: &str) -> Vec<Effect> {
-        if let Err(line) = self.file_companion() {
-            return vec![show(Style::Error, line)];
-        }
-        if self.transfers.is_full() {
-            return vec![show(
-                Style::Error,
-                "❌ Too many file transfers at once; wait for one to finish",
-            )];
-        }
-        let path = PathBuf::from(path);
+    /// Starts sending the file at `path` (a queued one, with a slot free and the companion
+    /// there): the runner looks it up first (`Event::FileLooked`).
+    pub(super) fn send_file(&mut self, path: PathBuf) -> Vec<Effect> {
         let transfer = self.next_transfer_id();
         self.transfers.insert(Transfer {
             id: transfer,
@@ -76,21 +67,6 @@ impl App {
         vec![Effect::LookAtFile { transfer, path }]
     }
 
-    /// `--send PATH`: offers it as soon as a companion is there to take it.
-    pub(super) fn maybe_auto_send(&mut self) -> Vec<Effect> {
-        if self.auto_send_id.is_some() || self.file_companion().is_err() {
-            return Vec::new();
-        }
-        let Some(path) = self.auto_send.take() else {
-            return Vec::new();
-        };
-        let effects = self.send_file(&path.display().to_string());
-        if let Some(Effect::LookAtFile { transfer, .. }) = effects.first() {
-            self.auto_send_id = Some(*transfer);
-        }
-        effects
-    }
-
     pub(super) fn on_file_looked(
         &mut self,
         transfer: TransferId,
@@ -105,15 +81,11 @@ impl App {
             (Err(why), _) => {
                 self.transfers.remove(&transfer);
                 let line = show(Style::Error, format!("❌ Cannot send {shown}: {why}"));
-                return [vec![line], self.auto_send_over(&transfer, 1)].concat();
+                return [vec![line], self.auto_send_over(true)].concat();
             }
             (Ok(_), Err(line)) => {
                 self.transfers.remove(&transfer);
-                return [
-                    vec![show(Style::Error, line)],
-                    self.auto_send_over(&transfer, 1),
-                ]
-                .concat();
+                return [vec![show(Style::Error, line)], self.auto_send_over(true)].concat();
             }
         };
         let name = safe_file_name(&facts.name);
@@ -170,7 +142,7 @@ impl App {
             FileControl::Decline { transfer } => match self.take_sending(&transfer) {
                 Some(known) => {
                     let line = show(Style::Notice, format!("📎 {nick} declined {}", known.name));
-                    [vec![line], self.auto_send_over(&transfer, 1)].concat()
+                    [vec![line], self.auto_send_over(true)].concat()
                 }
                 None => Vec::new(),
             },
@@ -187,7 +159,9 @@ impl App {
                         printable(&reason)
                     ),
                 ));
-                effects.extend(self.auto_send_over(&transfer, 1));
+                if !known.receiving() {
+                    effects.extend(self.auto_send_over(true));
+                }
                 effects
             }
             FileControl::Received { transfer } => match self.take_sending(&transfer) {
@@ -196,7 +170,7 @@ impl App {
                         Style::Notice,
                         format!("✅ {nick} received {} (SHA-256 verified)", known.name),
                     );
-                    [vec![line], self.auto_send_over(&transfer, 0)].concat()
+                    [vec![line], self.auto_send_over(false)].concat()
                 }
                 None => Vec::new(),
             },
@@ -293,7 +267,7 @@ impl App {
             transfer: *transfer,
             reason: reason.into(),
         }));
-        effects.extend(self.auto_send_over(transfer, 1));
+        effects.extend(self.auto_send_over(true));
         effects
     }
 
@@ -333,18 +307,11 @@ impl App {
                     reason: "cancelled".into(),
                 }));
             }
-            effects.extend(self.auto_send_over(&known.id, 1));
+            if !known.receiving() {
+                effects.extend(self.auto_send_over(true));
+            }
         }
         effects
-    }
-
-    /// `--send`'s transfer ended with `code`: leave (once what is queued is acknowledged).
-    pub(super) fn auto_send_over(&mut self, transfer: &TransferId, code: i32) -> Vec<Effect> {
-        if self.auto_send_id.as_ref() != Some(transfer) {
-            return Vec::new();
-        }
-        self.exit_code = code;
-        self.leave()
     }
 }
 

@@ -8,7 +8,7 @@ use p2pchat_secure::{FileControl, TransferId};
 
 use super::tests::*;
 use super::*;
-use crate::events::{FileFacts, FileStamp, Progress};
+use crate::events::{FileFacts, FileStamp, Progress, SendSpec};
 
 pub(super) const SIZE: u64 = 150_000;
 pub(super) const SHA: [u8; 32] = [7; 32];
@@ -60,14 +60,29 @@ pub(super) fn with_files(downloads: &str, auto_accept: bool, send: Option<&str>)
     let app = fresh(64 * 1024, None, false).with_utc_times().with_files(
         PathBuf::from(downloads),
         auto_accept,
-        send.map(PathBuf::from),
+        send.map(PathBuf::from).into_iter().collect(),
     );
     chatting(app, "Nick2")
+}
+
+/// The runner listed these files to send.
+pub(super) fn listed(app: &mut App, files: &[&str]) -> Vec<Effect> {
+    app.handle(Event::FilesListed {
+        files: files.iter().map(PathBuf::from).collect(),
+        problems: Vec::new(),
+    })
 }
 
 /// Nick1 offers `report.pdf`; returns its transfer id.
 pub(super) fn offering(app: &mut App) -> TransferId {
     let effects = app.handle(Event::Line("/send /tmp/report.pdf".into()));
+    assert_eq!(
+        effects.first(),
+        Some(&Effect::ListFiles {
+            spec: SendSpec::Typed("/tmp/report.pdf".into())
+        })
+    );
+    let effects = listed(app, &["/tmp/report.pdf"]);
     let Some(Effect::LookAtFile { transfer, path }) = effects.first().cloned() else {
         panic!("no LookAtFile in {effects:?}");
     };
@@ -193,17 +208,25 @@ fn a_file_is_offered_streamed_in_order_and_confirmed() {
 #[test]
 fn missing_files_and_absent_companions_are_explained() {
     let mut app = with_files("/dl", false, None);
-    let effects = app.handle(Event::Line("/send nope.txt".into()));
+    let effects = app.handle(Event::FilesListed {
+        files: vec![],
+        problems: vec!["nope.txt: no such file or directory".into()],
+    });
+    assert_eq!(
+        texts(&effects),
+        ["❌ Cannot send nope.txt: no such file or directory"]
+    );
+    let effects = listed(&mut app, &["gone.txt"]);
     let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
         panic!("no LookAtFile");
     };
     let effects = app.handle(Event::FileLooked {
         transfer,
-        result: Err("no such file or directory".into()),
+        result: Err("permission denied".into()),
     });
     assert_eq!(
         texts(&effects),
-        ["❌ Cannot send nope.txt: no such file or directory"]
+        ["❌ Cannot send gone.txt: permission denied"]
     );
     let mut alone = logged_in("Nick1");
     let effects = alone.handle(Event::Line("/send x".into()));
@@ -328,12 +351,19 @@ fn send_option_offers_once_paired_and_exits_with_the_outcome() {
     let mut app = fresh(64 * 1024, None, true).with_files(
         "/dl".into(),
         false,
-        Some("/tmp/report.pdf".into()),
+        vec!["/tmp/report.pdf".into()],
     );
     app = log_in(app, "Nick1");
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     let effects = app.handle(conversation("Nick2", 0));
-    let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::ListFiles {
+            spec: crate::events::SendSpec::Given(vec!["/tmp/report.pdf".into()])
+        })
+    );
+    let effects = listed(&mut app, &["/tmp/report.pdf"]);
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
         panic!("no LookAtFile in {effects:?}");
     };
     // End of input (a script) does not end it early.
@@ -351,4 +381,97 @@ fn send_option_offers_once_paired_and_exits_with_the_outcome() {
     app.handle(ack(1, 2));
     let effects = app.handle(control(2, FileControl::Received { transfer }));
     assert_eq!(effects.last(), Some(&Effect::Close { code: 0 }));
+}
+
+#[test]
+fn several_files_wait_for_free_slots_and_accept_all_takes_every_offer() {
+    let mut app = with_files("/dl", false, None);
+    let names: Vec<String> = (0..20).map(|i| format!("/tmp/f{i}.txt")).collect();
+    let paths: Vec<&str> = names.iter().map(String::as_str).collect();
+    let effects = listed(&mut app, &paths);
+    assert!(texts(&effects).contains(&"📎 20 files to send; up to 16 move at once".into()));
+    let looked: Vec<TransferId> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::LookAtFile { transfer, .. } => Some(*transfer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        looked.len(),
+        crate::transfers::MAX_TRANSFERS,
+        "the rest wait"
+    );
+    // One ends (it cannot be read): the next queued file starts.
+    let effects = app.handle(Event::FileLooked {
+        transfer: looked[0],
+        result: Err("permission denied".into()),
+    });
+    assert!(effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::LookAtFile { path, .. } if path == &PathBuf::from("/tmp/f16.txt"))));
+
+    // The receiving side: `/accept all` answers every pending offer.
+    let mut app = with_files("/dl", false, None);
+    for (seq, id) in [(1, 1u8), (2, 2)] {
+        let offer = FileControl::Offer {
+            transfer: [id; 16],
+            name: format!("f{id}.txt"),
+            size: 10,
+        };
+        app.handle(control(seq, offer));
+    }
+    let effects = app.handle(Event::Line("/accept all".into()));
+    assert_eq!(
+        sent_controls(&effects),
+        [
+            FileControl::Accept {
+                transfer: [1; 16],
+                from: 0
+            },
+            FileControl::Accept {
+                transfer: [2; 16],
+                from: 0
+            }
+        ]
+    );
+    assert_eq!(
+        texts(&app.handle(Event::Line("/decline all".into()))),
+        ["❌ No file offer to answer"]
+    );
+}
+
+#[test]
+fn send_option_with_several_files_exits_once_all_are_over_failing_if_one_did() {
+    let mut app = fresh(64 * 1024, None, true).with_files(
+        "/dl".into(),
+        false,
+        vec!["/tmp/a".into(), "/tmp/missing".into()],
+    );
+    app = log_in(app, "Nick1");
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    app.handle(conversation("Nick2", 0));
+    let effects = app.handle(Event::FilesListed {
+        files: vec!["/tmp/a".into()],
+        problems: vec!["/tmp/missing: no such file or directory".into()],
+    });
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
+        panic!("no LookAtFile in {effects:?}");
+    };
+    app.handle(Event::FileLooked {
+        transfer,
+        result: Ok(FileFacts {
+            name: "a".into(),
+            size: 0,
+            stamp: STAMP,
+        }),
+    });
+    app.handle(ack(1, 1));
+    app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
+    let effects = app.handle(control(2, FileControl::Received { transfer }));
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::Close { code: 1 }),
+        "one path could not be sent"
+    );
 }

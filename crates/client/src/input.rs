@@ -85,15 +85,19 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "/send",
-        "PATH",
-        "offer the file at PATH to your companion (end-to-end encrypted)",
+        "PATH…",
+        "offer files (a directory: its files) to your companion, end-to-end encrypted",
     ),
     (
         "/accept",
-        "[NAME|N]",
-        "receive the latest file offered to you (or the one named or numbered)",
+        "[NAME|N|all]",
+        "receive the latest file offered to you (or the one named, numbered, or all)",
     ),
-    ("/decline", "[NAME|N]", "refuse a file offered to you"),
+    (
+        "/decline",
+        "[NAME|N|all]",
+        "refuse a file offered to you (or all of them)",
+    ),
     ("/cancel", "", "stop the file transfers under way"),
     ("/help", "", "show this list"),
 ];
@@ -130,8 +134,8 @@ pub fn parse_line(line: &str) -> Input {
             "/whoami" => Command::Whoami,
             "/release" => Command::Release,
             "/send" => match argument {
-                Some(path) => Command::Send(unquote(&path).to_owned()),
-                None => return Input::Usage("/send PATH".into()),
+                Some(typed) => Command::Send(typed),
+                None => return Input::Usage("/send PATH [PATH…]".into()),
             },
             "/accept" => Command::Accept(argument),
             "/decline" => Command::Decline(argument),
@@ -147,19 +151,6 @@ pub fn parse_line(line: &str) -> Input {
         return Input::Command(command);
     }
     Input::Message(line.to_owned())
-}
-
-/// A path without the quotes a terminal adds around a dragged-in file name.
-fn unquote(path: &str) -> &str {
-    for quote in ['"', '\''] {
-        if let Some(inner) = path
-            .strip_prefix(quote)
-            .and_then(|rest| rest.strip_suffix(quote))
-        {
-            return inner;
-        }
-    }
-    path
 }
 
 /// The `N` of `/history [N]`, if it is one.
@@ -237,7 +228,8 @@ mod tests {
         );
         assert_eq!(
             parse_line("/send '/tmp/a b.txt'"),
-            Input::Command(Command::Send("/tmp/a b.txt".into()))
+            Input::Command(Command::Send("'/tmp/a b.txt'".into())),
+            "quotes are the runner's business: it knows which paths exist"
         );
         assert!(matches!(parse_line("/send"), Input::Usage(_)));
         assert_eq!(parse_line("/accept"), Input::Command(Command::Accept(None)));

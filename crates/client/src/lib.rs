@@ -70,8 +70,9 @@ pub struct Options {
     pub downloads: PathBuf,
     /// Accept every file offer at once, into `downloads` (`--auto-accept`).
     pub auto_accept: bool,
-    /// Offer this file to the companion, then leave once it is received (`--send`).
-    pub send: Option<PathBuf>,
+    /// Offer these files (directories: their files) to the companion, then leave once they
+    /// are done (`--send`).
+    pub send: Vec<PathBuf>,
 }
 
 /// `host:port`, with brackets around an IPv6 address.

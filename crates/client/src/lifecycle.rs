@@ -164,7 +164,8 @@ impl App {
 
     pub(super) fn on_input_ended(&mut self) -> Vec<Effect> {
         let chatting = matches!(self.phase, Phase::Waiting | Phase::Chatting);
-        if chatting && (self.transfers.busy() || self.auto_send.is_some()) {
+        if chatting && (self.transfers.busy() || self.auto_sending() || !self.send_queue.is_empty())
+        {
             self.leave_when_done = true;
             return vec![show(
                 Style::Notice,
@@ -211,7 +212,8 @@ impl App {
             && self.resync.is_none()
             && (self.channel.is_some() || self.outbox.is_empty())
             && !self.transfers.busy()
-            && self.auto_send.is_none()
+            && !self.auto_sending()
+            && self.send_queue.is_empty()
     }
 
     /// `/exit` or end of input: leaves once what was sent is acknowledged (`WaitForAcks` bounds

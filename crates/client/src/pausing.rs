@@ -137,7 +137,9 @@ impl App {
                 Style::Error,
                 format!("⚠️ The transfer of {} stopped: {why}", known.name),
             ));
-            effects.extend(self.auto_send_over(&known.id, 1));
+            if !known.receiving() {
+                effects.extend(self.auto_send_over(true));
+            }
         }
         effects
     }

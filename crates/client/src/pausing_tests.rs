@@ -3,7 +3,7 @@
 //! a transfer the sender no longer knows is cancelled and its leftovers go. The helpers are in
 //! `files_tests.rs`.
 
-use p2pchat_secure::FileControl;
+use p2pchat_secure::{FileControl, TransferId};
 
 use super::files_tests::*;
 use super::tests::*;
@@ -251,12 +251,19 @@ fn send_option_waits_through_a_pause() {
     let mut app = fresh(64 * 1024, None, true).with_files(
         "/dl".into(),
         false,
-        Some("/tmp/report.pdf".into()),
+        vec!["/tmp/report.pdf".into()],
     );
     app = log_in(app, "Nick1");
     app.handle(Event::Frame(Frame::Paired("Nick2".into())));
     let effects = app.handle(conversation("Nick2", 0));
-    let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::ListFiles {
+            spec: crate::events::SendSpec::Given(vec!["/tmp/report.pdf".into()])
+        })
+    );
+    let effects = listed(&mut app, &["/tmp/report.pdf"]);
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
         panic!("no LookAtFile in {effects:?}");
     };
     app.handle(Event::FileLooked {

@@ -54,26 +54,41 @@ impl App {
         )]
     }
 
-    /// `/accept [NAME|N]`.
+    /// `/accept [NAME|N|all]`.
     pub(super) fn accept_file(&mut self, choice: Option<&str>) -> Vec<Effect> {
-        match self.transfers.pending_offer(choice) {
-            Some(transfer) => self.accept_transfer(transfer),
-            None => vec![no_offer(choice)],
+        let chosen = self.chosen_offers(choice);
+        if chosen.is_empty() {
+            return vec![no_offer(choice)];
         }
+        chosen
+            .into_iter()
+            .flat_map(|transfer| self.accept_transfer(transfer))
+            .collect()
     }
 
-    /// `/decline [NAME|N]`.
+    /// `/decline [NAME|N|all]`.
     pub(super) fn decline_file(&mut self, choice: Option<&str>) -> Vec<Effect> {
-        let Some(known) = self
-            .transfers
-            .pending_offer(choice)
-            .and_then(|transfer| self.transfers.remove(&transfer))
-        else {
+        let chosen = self.chosen_offers(choice);
+        if chosen.is_empty() {
             return vec![no_offer(choice)];
-        };
-        let mut effects = vec![show(Style::Notice, format!("📎 Declined {}", known.name))];
-        effects.extend(self.queue_control(FileControl::Decline { transfer: known.id }));
+        }
+        let mut effects = Vec::new();
+        for transfer in chosen {
+            let Some(known) = self.transfers.remove(&transfer) else {
+                continue;
+            };
+            effects.push(show(Style::Notice, format!("📎 Declined {}", known.name)));
+            effects.extend(self.queue_control(FileControl::Decline { transfer: known.id }));
+        }
         effects
+    }
+
+    /// The offers to us that `/accept` or `/decline` `choice` names: `all` of them, or one.
+    fn chosen_offers(&self, choice: Option<&str>) -> Vec<TransferId> {
+        if choice.is_some_and(|choice| choice.eq_ignore_ascii_case("all")) {
+            return self.transfers.ids_where(Transfer::pending_offer);
+        }
+        self.transfers.pending_offer(choice).into_iter().collect()
     }
 
     fn accept_transfer(&mut self, transfer: TransferId) -> Vec<Effect> {
@@ -279,6 +294,7 @@ impl App {
 fn no_offer(choice: Option<&str>) -> Effect {
     let text = match choice {
         None => "❌ No file offer to answer".to_owned(),
+        Some(all) if all.eq_ignore_ascii_case("all") => "❌ No file offer to answer".to_owned(),
         Some(choice) => format!("❌ No file offer called {}", printable(choice)),
     };
     show(Style::Error, text)

@@ -16,6 +16,9 @@ pub const CHUNK: usize = 64 * 1024;
 /// Most transfers (offers included) at once: offers beyond it are declined, so a companion
 /// cannot grow this without bound.
 pub const MAX_TRANSFERS: usize = 16;
+/// Files waiting for a transfer slot, at most (a `/send` of more is refused): bounds what a
+/// huge directory can queue.
+pub const MAX_QUEUED: usize = 1000;
 
 /// Which way the bytes go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,7 +77,7 @@ impl App {
             Input::Command(Command::Verify) => self.verify(),
             Input::Command(Command::Whoami) => self.whoami(),
             Input::Command(Command::Release) => self.send_now(Frame::Release),
-            Input::Command(Command::Send(path)) => self.send_file(&path),
+            Input::Command(Command::Send(typed)) => self.send_typed(&typed),
             Input::Command(Command::Accept(choice)) => self.accept_file(choice.as_deref()),
             Input::Command(Command::Decline(choice)) => self.decline_file(choice.as_deref()),
             Input::Command(Command::Cancel) => self.cancel_files(),
