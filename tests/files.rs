@@ -441,6 +441,65 @@ fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
 }
 
 #[test]
+fn a_sender_killed_halfway_goes_on_after_a_restart() {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.port);
+    let (source, downloads, config) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let size = 150 << 20;
+    let path = make_file(source.path(), "again.bin", size);
+    let dir = downloads.path().to_str().unwrap();
+    let bob = server.start_client(&["--nick", "Bob", "--to", "Ann", "--auto-accept", dir]);
+    bob.expect("Waiting for Ann");
+    let ann_args = [
+        "--nick",
+        "Ann",
+        "--to",
+        "Bob",
+        "--send",
+        path.to_str().unwrap(),
+    ];
+    let mut ann = Client::start_at(proxy.port, &ann_args, config.path());
+    bob.expect_within("again.bin: 50%", WAIT * 4);
+    ann.kill9();
+    bob.expect("paused");
+    // The same command again: the old offer is taken up, not made anew.
+    let mut ann = Client::start_at(proxy.port, &ann_args, config.path());
+    bob.expect_within("✅ Saved again.bin", WAIT * 8);
+    assert!(ann.wait_exit().success(), "the sender did not finish");
+    let said = ann.output();
+    for line in [
+        "📎 Still offering again.bin to Bob (offered before a restart)",
+        "📎 Resuming again.bin for Bob from",
+    ] {
+        assert!(
+            said.iter().any(|l| l.starts_with(line)),
+            "{line:?} in {said:?}"
+        );
+    }
+    assert!(same_bytes(&path, &downloads.path().join("again.bin")));
+    assert_eq!(settled_files(downloads.path()), ["again.bin"]);
+    let sent = proxy.sent_upstream();
+    eprintln!(
+        "sent {sent} bytes for a file of {size}: {:.3}x",
+        sent as f64 / size as f64
+    );
+    assert!(
+        (sent as f64) < 1.6 * size as f64,
+        "sent {sent} bytes for a file of {size}"
+    );
+    // The finished offer's record is gone: nothing is left to take up.
+    let outgoing = config.path().join("p2pchat").join("outgoing");
+    let left = std::fs::read_dir(&outgoing)
+        .expect("the offer was recorded there")
+        .count();
+    assert_eq!(left, 0, "records left in {}", outgoing.display());
+}
+
+#[test]
 fn a_cut_connection_resumes_the_transfer() {
     let server = Server::start(&[]);
     let proxy = Proxy::start(server.port);

@@ -132,6 +132,8 @@ pub struct App {
     downloads: PathBuf,
     /// Accept every offer at once (`--auto-accept`).
     auto_accept: bool,
+    /// Offers to the companion recorded before a restart, until they accept one again.
+    restored: Vec<crate::events::SavedOffer>,
     /// Files to send waiting for a free transfer slot.
     send_queue: std::collections::VecDeque<PathBuf>,
     /// Where `--send` is.
@@ -189,6 +191,7 @@ impl App {
             transfers: Transfers::default(),
             downloads: PathBuf::from("."),
             auto_accept: false,
+            restored: Vec::new(),
             send_queue: std::collections::VecDeque::new(),
             auto_send: queue::AutoSend::Off,
             exit_code: 0,
@@ -337,6 +340,7 @@ impl App {
             Event::FileSaved { transfer, result } => self.on_file_saved(transfer, result),
             Event::WriteFailed { transfer, why } => self.on_write_failed(transfer, &why),
             Event::PartsFound(found) => self.on_parts_found(found),
+            Event::OffersFound(found) => self.on_offers_found(found),
             Event::FilesListed { files, problems } => self.on_files_listed(files, problems),
         };
         effects.extend(self.pump_sends());

@@ -75,12 +75,13 @@ impl Chat {
         options: Options,
         relay: Target,
         heartbeat: Duration,
+        outgoing: std::path::PathBuf,
     ) -> Self {
         let meter = Meter::new(ui.is_interactive());
         Self {
             app,
             ui,
-            disk: Disk::new(),
+            disk: Disk::new(outgoing),
             meter,
             link: Link::Up(connection),
             target: host_port(&options.host, options.port),
@@ -328,6 +329,9 @@ impl Chat {
                 } => found.push(Event::PartsFound(crate::resume::find_parts(
                     &dir, &companion, &key,
                 ))),
+                Effect::FindOffers { companion, key } => found.push(Event::OffersFound(
+                    crate::offers::find(self.disk.outgoing(), &companion, &key),
+                )),
                 Effect::Show(line) => self.ui.show(&line),
                 Effect::Send(frame) => self.send(frame),
                 Effect::Prompt(prompt) => {

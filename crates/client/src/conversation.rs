@@ -112,7 +112,8 @@ impl App {
     pub(super) fn on_conversation(&mut self, info: ConversationInfo) -> Vec<Effect> {
         let mut effects = self.set_companion(&info.companion, self.present);
         effects.extend(self.on_companion_key(&info.companion, info.companion_key));
-        // Their interrupted downloads resume (found at once, before the next frame).
+        // Offers to them before a restart come back, their interrupted downloads resume
+        // (both found at once, before the next frame).
         effects.extend(self.find_parts());
         self.inbox.joined(info.read_through);
         self.receipts.delivered_through(info.their_read_through);

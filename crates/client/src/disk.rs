@@ -46,11 +46,13 @@ pub(crate) struct Disk {
     /// Notified when the writer's queue drops below `MAX_PENDING_WRITES`.
     pub write_room: Arc<Notify>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Where offers are recorded to survive a restart (`offers.rs`).
+    outgoing: PathBuf,
 }
 
 impl Disk {
-    /// Starts the writer thread.
-    pub fn new() -> Self {
+    /// Starts the writer thread; offers are recorded in `outgoing`.
+    pub fn new(outgoing: PathBuf) -> Self {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (chunks_tx, chunks) = mpsc::channel(READ_AHEAD);
         let (jobs, job_rx) = std::sync::mpsc::channel();
@@ -74,7 +76,13 @@ impl Disk {
             pending,
             write_room,
             writer,
+            outgoing,
         }
+    }
+
+    /// Where offers are recorded.
+    pub fn outgoing(&self) -> &Path {
+        &self.outgoing
     }
 
     /// Whether the writer can take the jobs one more network frame may bring.
@@ -144,7 +152,13 @@ impl Disk {
                     reader.read(&path, from, size, chunk);
                 });
             }
+            Effect::RememberOffer(offer) => {
+                if let Err(err) = crate::offers::remember(&self.outgoing, &offer) {
+                    tracing::warn!("could not record the offer of {}: {err}", offer.name);
+                }
+            }
             Effect::StopReading { transfer } => {
+                crate::offers::forget(&self.outgoing, &transfer);
                 self.hashes.remove(&transfer);
                 if let Some(stop) = self.readers.remove(&transfer) {
                     stop.store(true, Ordering::Relaxed);

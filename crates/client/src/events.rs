@@ -91,6 +91,8 @@ pub enum Event {
     },
     /// Interrupted downloads from the companion found on disk (`Effect::FindParts`).
     PartsFound(Vec<FoundPart>),
+    /// Offers to the companion recorded before this client restarted (`Effect::FindOffers`).
+    OffersFound(Vec<SavedOffer>),
     /// Writing a file being received failed (its temporary file is gone).
     WriteFailed {
         /// The transfer.
@@ -128,6 +130,23 @@ pub struct FileStamp {
     pub len: u64,
     /// Modification time, where the system has one.
     pub modified: Option<std::time::SystemTime>,
+}
+
+/// An offer as recorded so it survives a restart of the sender (`offers.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedOffer {
+    /// Its transfer.
+    pub transfer: TransferId,
+    /// The companion's nickname, folded.
+    pub companion: String,
+    /// The companion's identity key.
+    pub key: [u8; 32],
+    /// The safe name it was offered under.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its length and modification time when offered.
+    pub stamp: FileStamp,
 }
 
 /// What the state file of a download says besides its id and name (`resume.rs`).
@@ -215,13 +234,14 @@ pub enum Effect {
         /// What the file looked like when offered: if it changed, reading fails instead.
         stamp: Option<FileStamp>,
     },
-    /// The transfer is over: stop reading it and forget its running SHA-256 (pieces already
-    /// read are dropped by the app).
+    /// The transfer is over: stop reading it, forget its running SHA-256 and its record
+    /// (pieces already read are dropped by the app).
     StopReading {
         /// The transfer.
         transfer: TransferId,
     },
-    /// Stop reading for now, keeping the running SHA-256: the transfer resumes later.
+    /// Stop reading for now, keeping the running SHA-256 and the record: the transfer resumes
+    /// later (in this process, or after a restart).
     PauseReading {
         /// The transfer.
         transfer: TransferId,
@@ -253,6 +273,17 @@ pub enum Effect {
     ClosePart {
         /// The transfer.
         transfer: TransferId,
+    },
+    /// Record an offer so a restarted client can still send it (`offers.rs`); the record
+    /// goes with `StopReading`.
+    RememberOffer(SavedOffer),
+    /// Look for offers to this companion recorded before a restart and report them at once
+    /// (`Event::OffersFound`), before the next frame is handled.
+    FindOffers {
+        /// The companion's nickname, folded.
+        companion: String,
+        /// The companion's identity key.
+        key: [u8; 32],
     },
     /// Look in `dir` for interrupted downloads from this companion (folded nickname and key)
     /// and report them at once (`Event::PartsFound`), before the next frame is handled.

@@ -8,13 +8,13 @@
 
 use std::path::PathBuf;
 
-use p2pchat_proto::{safe_file_name, ErrorCode, FileChunk, Frame};
+use p2pchat_proto::{fold_nick, safe_file_name, ErrorCode, FileChunk, Frame};
 use p2pchat_secure::e2e::OVERHEAD;
 use p2pchat_secure::{FileControl, TransferId};
 
 use super::{printable, show, App, Effect, Link, Style};
 use crate::disk::FILE_CHANGED;
-use crate::events::{FileFacts, Progress};
+use crate::events::{FileFacts, Progress, SavedOffer};
 use crate::transfers::{human_size, Side, Stage, Transfer, CHUNK};
 
 impl App {
@@ -89,6 +89,18 @@ impl App {
             }
         };
         let name = safe_file_name(&facts.name);
+        let nick = self.companion_name();
+        let path = match &known.side {
+            Side::Sending { path, .. } => path.clone(),
+            Side::Receiving { .. } => return Vec::new(),
+        };
+        if self.take_up(&path, &facts.stamp).is_some() {
+            self.transfers.remove(&transfer);
+            return vec![show(
+                Style::Notice,
+                format!("📎 Still offering {name} to {nick} (offered before a restart); it goes on when they accept it"),
+            )];
+        }
         if let Some(known) = self.transfers.get_mut(&transfer) {
             known.name = name.clone();
             known.size = facts.size;
@@ -97,11 +109,20 @@ impl App {
                 *stamp = Some(facts.stamp);
             }
         }
-        let nick = self.companion_name();
         let mut effects = vec![show(
             Style::Notice,
             format!("📎 Offering {name} ({}) to {nick}…", human_size(facts.size)),
         )];
+        if let (Some(companion), Some(channel)) = (&self.companion, &self.channel) {
+            effects.push(Effect::RememberOffer(SavedOffer {
+                transfer,
+                companion: fold_nick(companion),
+                key: *channel.theirs(),
+                name: name.clone(),
+                path,
+                stamp: facts.stamp,
+            }));
+        }
         effects.extend(self.queue_control(FileControl::Offer {
             transfer,
             name,
@@ -142,13 +163,14 @@ impl App {
             FileControl::Decline { transfer } => match self.take_sending(&transfer) {
                 Some(known) => {
                     let line = show(Style::Notice, format!("📎 {nick} declined {}", known.name));
-                    [vec![line], self.auto_send_over(true)].concat()
+                    let over = self.auto_send_over(true);
+                    [vec![Effect::StopReading { transfer }, line], over].concat()
                 }
-                None => Vec::new(),
+                None => self.forget_restored(&transfer),
             },
             FileControl::Cancel { transfer, reason } => {
                 let Some(known) = self.transfers.remove(&transfer) else {
-                    return Vec::new();
+                    return self.forget_restored(&transfer);
                 };
                 let mut effects = vec![stop_effect(&known)];
                 effects.push(show(
@@ -170,11 +192,24 @@ impl App {
                         Style::Notice,
                         format!("✅ {nick} received {} (SHA-256 verified)", known.name),
                     );
-                    [vec![line], self.auto_send_over(false)].concat()
+                    let over = self.auto_send_over(false);
+                    [vec![Effect::StopReading { transfer }, line], over].concat()
                 }
                 None => Vec::new(),
             },
         }
+    }
+
+    /// The companion ended an offer recorded before a restart: its record goes.
+    fn forget_restored(&mut self, transfer: &TransferId) -> Vec<Effect> {
+        let before = self.restored.len();
+        self.restored.retain(|offer| &offer.transfer != transfer);
+        if self.restored.len() == before {
+            return Vec::new();
+        }
+        vec![Effect::StopReading {
+            transfer: *transfer,
+        }]
     }
 
     /// Removes a transfer we send, if it is one.

@@ -18,6 +18,7 @@ pub mod input;
 pub mod keys;
 mod link;
 pub mod net;
+mod offers;
 mod outbox;
 mod progress;
 mod receipts;
@@ -150,6 +151,7 @@ pub async fn run(options: Options) -> i32 {
         options,
         setup.target,
         welcome.heartbeat,
+        setup.outgoing,
     );
     let code = chat.run().await;
     debug!("client exiting with status {code}");

@@ -10,7 +10,7 @@ use p2pchat_secure::{FileControl, TransferId};
 
 use super::files::stop_effect;
 use super::{show, App, Effect, Style};
-use crate::events::FoundPart;
+use crate::events::{FileStamp, FoundPart, SavedOffer};
 use crate::transfers::{share, Side, Stage, Transfer};
 
 impl App {
@@ -23,8 +23,12 @@ impl App {
             .filter(|known| !known.receiving() && known.stage != Stage::Looking)
             .filter(|known| from <= known.size)
             .cloned();
+        let offered = match offered {
+            None if self.revive(&transfer) => self.transfers.get(&transfer).cloned(),
+            offered => offered,
+        };
         let Some(known) = offered else {
-            // An old offer (from history, or made before the sender restarted): it is gone.
+            // An old offer (from history, or ended before the sender restarted): it is gone.
             return self.queue_control(FileControl::Cancel {
                 transfer,
                 reason: "this file is no longer offered; ask for it again".into(),
@@ -144,17 +148,79 @@ impl App {
         effects
     }
 
-    /// What to look for on disk now that the companion's key is known: their interrupted
-    /// downloads.
-    pub(super) fn find_parts(&self) -> Option<Effect> {
+    /// What to look for on disk now that the companion's key is known: offers to them made
+    /// before a restart, and their interrupted downloads.
+    pub(super) fn find_parts(&self) -> Vec<Effect> {
         let (Some(companion), Some(channel)) = (&self.companion, &self.channel) else {
-            return None;
+            return Vec::new();
         };
-        Some(Effect::FindParts {
-            dir: self.downloads.clone(),
-            companion: fold_nick(companion),
-            key: *channel.theirs(),
-        })
+        let (companion, key) = (fold_nick(companion), *channel.theirs());
+        vec![
+            Effect::FindOffers {
+                companion: companion.clone(),
+                key,
+            },
+            Effect::FindParts {
+                dir: self.downloads.clone(),
+                companion,
+                key,
+            },
+        ]
+    }
+
+    /// Offers to the companion recorded before a restart: kept aside until the companion
+    /// accepts one (their receiver asks again from what it has) or `--send` takes one up.
+    pub(super) fn on_offers_found(&mut self, found: Vec<SavedOffer>) -> Vec<Effect> {
+        self.restored = found
+            .into_iter()
+            .filter(|offer| self.transfers.get(&offer.transfer).is_none())
+            .collect();
+        Vec::new()
+    }
+
+    /// Makes the recorded offer `transfer` a transfer again, paused at its start; whether
+    /// there was one.
+    pub(super) fn revive(&mut self, transfer: &TransferId) -> bool {
+        let Some(index) = self.restored.iter().position(|o| &o.transfer == transfer) else {
+            return false;
+        };
+        let offer = self.restored.remove(index);
+        self.transfers.insert(Transfer {
+            id: offer.transfer,
+            side: Side::Sending {
+                path: offer.path,
+                stamp: Some(offer.stamp),
+            },
+            name: offer.name,
+            size: offer.stamp.len,
+            sha256: None,
+            stage: Stage::Paused { next: 0 },
+            order: 0,
+            resyncing: false,
+        });
+        true
+    }
+
+    /// An offer of this same unchanged file already made to the companion (recorded before
+    /// a restart, or under way), taken up instead of a new offer.
+    pub(super) fn take_up(
+        &mut self,
+        path: &std::path::Path,
+        stamp: &FileStamp,
+    ) -> Option<TransferId> {
+        let same = |known: &Transfer| {
+            known.stage != Stage::Looking
+                && matches!(&known.side, Side::Sending { path: p, stamp: Some(s) } if p == path && s == stamp)
+        };
+        if let Some(transfer) = self.transfers.ids_where(same).first() {
+            return Some(*transfer);
+        }
+        let transfer = self
+            .restored
+            .iter()
+            .find(|offer| offer.path == path && &offer.stamp == stamp)?
+            .transfer;
+        self.revive(&transfer).then_some(transfer)
     }
 
     /// Interrupted downloads from the companion: each is accepted again from the bytes already
@@ -209,11 +275,13 @@ impl App {
 }
 
 /// What the runner must do with a transfer's disk work when the client leaves: a file being
-/// received is kept to resume; anything else stops.
+/// received is kept to resume, a file being sent keeps its record (a restarted client goes on
+/// with it); anything else stops.
 pub(super) fn leave_effect(known: &Transfer) -> Effect {
-    if known.resumable() {
-        Effect::ClosePart { transfer: known.id }
-    } else {
-        stop_effect(known)
+    match known.side {
+        _ if known.resumable() => Effect::ClosePart { transfer: known.id },
+        // Its record stays: a restarted client can still send it.
+        Side::Sending { .. } => Effect::PauseReading { transfer: known.id },
+        Side::Receiving { .. } => stop_effect(known),
     }
 }

@@ -294,3 +294,53 @@ fn send_option_waits_through_a_pause() {
     let effects = app.handle(control(3, FileControl::Received { transfer }));
     assert!(effects.contains(&Effect::Close { code: 0 }));
 }
+
+fn saved(transfer: TransferId) -> crate::events::SavedOffer {
+    crate::events::SavedOffer {
+        transfer,
+        companion: "nick2".into(),
+        key: key_of("Nick2"),
+        name: "report.pdf".into(),
+        path: "/tmp/report.pdf".into(),
+        stamp: STAMP,
+    }
+}
+
+#[test]
+fn offers_recorded_before_a_restart_go_on_when_accepted_and_go_when_declined() {
+    let mut app = with_files("/dl", false, None);
+    let effects = back(&mut app, 1);
+    assert!(effects.contains(&Effect::FindOffers {
+        companion: "nick2".into(),
+        key: key_of("Nick2"),
+    }));
+    app.handle(Event::OffersFound(vec![saved([1; 16]), saved([2; 16])]));
+    // Their receiver asks again from the bytes it has: the old offer goes on from there.
+    let effects = app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer: [1; 16],
+            from: 100,
+        },
+    ));
+    assert!(effects.contains(&reading_report([1; 16], 100)));
+    assert_eq!(
+        texts(&effects),
+        ["📎 Resuming report.pdf for Nick2 from 0% (100 bytes of 2.1 MB)"]
+    );
+    // One they decline (or cancel) is forgotten, record and all.
+    let effects = app.handle(control(3, FileControl::Decline { transfer: [2; 16] }));
+    assert_eq!(effects, [Effect::StopReading { transfer: [2; 16] }]);
+    // One nobody knows is cancelled, as before.
+    let effects = app.handle(control(
+        4,
+        FileControl::Accept {
+            transfer: [3; 16],
+            from: 0,
+        },
+    ));
+    assert!(matches!(
+        sent_controls(&effects)[..],
+        [FileControl::Cancel { .. }]
+    ));
+}

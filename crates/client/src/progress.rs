@@ -30,7 +30,9 @@ const TEMPLATE: &str = "📎 {prefix} [{bar:20}] {decimal_bytes} of {decimal_tot
 pub(crate) struct Meter {
     /// Steps per transfer: 10 on a terminal, 4 in scripting mode.
     steps: u64,
-    tracked: HashMap<TransferId, (Instant, u64)>,
+    /// Per transfer: when it was first seen, the bytes done then (a resumed transfer starts
+    /// part way), and the last step printed.
+    tracked: HashMap<TransferId, (Instant, u64, u64)>,
     style: ProgressStyle,
 }
 
@@ -49,21 +51,26 @@ impl Meter {
         if !self.tracked.contains_key(&progress.transfer) && self.tracked.len() >= MAX_TRACKED {
             self.tracked.clear();
         }
-        let (start, shown) = self.tracked.entry(progress.transfer).or_insert((now, 0));
+        let (start, base, shown) =
+            self.tracked
+                .entry(progress.transfer)
+                .or_insert((now, progress.done, 0));
         let total = progress.total.max(1);
         let step =
             u64::try_from(u128::from(progress.done) * u128::from(self.steps) / u128::from(total))
                 .unwrap_or(self.steps);
         let elapsed = now.saturating_duration_since(*start);
+        // Only what moved since it was first seen counts for the rate.
+        let moved = progress.done.saturating_sub(*base);
         if progress.done >= progress.total {
             self.tracked.remove(&progress.transfer);
-            return Some(final_line(progress, elapsed));
+            return Some(final_line(progress, moved, elapsed));
         }
         if step <= *shown {
             return None;
         }
         *shown = step;
-        Some(step_line(&self.style, progress, elapsed))
+        Some(step_line(&self.style, progress, moved, elapsed))
     }
 
     /// The transfer stopped: no more lines for it.
@@ -85,10 +92,15 @@ fn rate(bytes: u64, elapsed: Duration) -> Option<f64> {
 }
 
 /// `📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left`
-pub(crate) fn step_line(style: &ProgressStyle, progress: &Progress, elapsed: Duration) -> String {
+pub(crate) fn step_line(
+    style: &ProgressStyle,
+    progress: &Progress,
+    moved: u64,
+    elapsed: Duration,
+) -> String {
     let percent = u128::from(progress.done) * 100 / u128::from(progress.total.max(1));
     let mut pace = String::new();
-    if let Some(rate) = rate(progress.done, elapsed).filter(|rate| *rate >= 1.0) {
+    if let Some(rate) = rate(moved, elapsed).filter(|rate| *rate >= 1.0) {
         let left = progress.total.saturating_sub(progress.done) as f64 / rate;
         pace = format!(
             ", {}/s, {} left",
@@ -111,14 +123,14 @@ pub(crate) fn step_line(style: &ProgressStyle, progress: &Progress, elapsed: Dur
 }
 
 /// `📎 report.pdf: 100% (2.1 MB in 1s, 3.4 MB/s)`
-pub(crate) fn final_line(progress: &Progress, elapsed: Duration) -> String {
+pub(crate) fn final_line(progress: &Progress, moved: u64, elapsed: Duration) -> String {
     let mut text = format!(
         "📎 {}: 100% ({} in {}",
         progress.name,
         human_size(progress.total),
         describe_secs(elapsed.as_secs_f64())
     );
-    if let Some(rate) = rate(progress.total, elapsed) {
+    if let Some(rate) = rate(moved, elapsed) {
         text.push_str(&format!(", {}/s", human_size(rate as u64)));
     }
     text.push(')');
@@ -219,15 +231,20 @@ mod tests {
     fn lines_read_as_designed() {
         let style = bar_style();
         assert_eq!(
-            step_line(&style, &at(1_050_000), Duration::from_millis(300)),
+            step_line(
+                &style,
+                &at(1_050_000),
+                1_050_000,
+                Duration::from_millis(300)
+            ),
             "📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left"
         );
         assert_eq!(
-            step_line(&style, &at(210_000), Duration::ZERO),
+            step_line(&style, &at(210_000), 210_000, Duration::ZERO),
             "📎 report.pdf: 10% [##>-----------------] 210.00 kB of 2.10 MB"
         );
         assert_eq!(
-            final_line(&at(2_100_000), Duration::from_secs(2)),
+            final_line(&at(2_100_000), 2_100_000, Duration::from_secs(2)),
             "📎 report.pdf: 100% (2.1 MB in 2s, 1.1 MB/s)"
         );
     }
@@ -236,7 +253,7 @@ mod tests {
     fn the_meter_works_out_rate_and_time_left_from_the_runners_clock() {
         let mut meter = Meter::new(true);
         let start = Instant::now();
-        assert_eq!(meter.update(&at(1_000), start), None);
+        assert_eq!(meter.update(&at(0), start), None);
         let line = meter
             .update(&at(630_000), start + Duration::from_secs(3))
             .expect("30% is a step");
@@ -248,13 +265,20 @@ mod tests {
             .update(&at(2_100_000), start + Duration::from_secs(10))
             .expect("the end is always shown");
         assert_eq!(line, "📎 report.pdf: 100% (2.1 MB in 10s, 210.0 kB/s)");
+        // A transfer resumed half way: only what moved since counts for the rate.
+        let mut meter = Meter::new(true);
+        assert!(meter.update(&at(1_050_000), start).is_some());
+        let line = meter
+            .update(&at(1_260_000), start + Duration::from_secs(1))
+            .expect("60% is a step");
+        assert!(line.ends_with(", 210.00 kB/s, 4s left"), "{line}");
     }
 
     #[test]
     fn a_long_name_still_gives_one_whole_line() {
         let mut progress = at(1_050_000);
         progress.name = "x".repeat(5_000);
-        let line = step_line(&bar_style(), &progress, Duration::from_secs(1));
+        let line = step_line(&bar_style(), &progress, 1_050_000, Duration::from_secs(1));
         assert!(
             line.starts_with(&format!("📎 {}: 50% [", progress.name)),
             "{line}"

@@ -26,6 +26,8 @@ pub struct Setup {
     pub pins: FilePins,
     /// Lines to show before connecting (a created identity, `--plaintext`).
     pub notices: Vec<Line>,
+    /// Where offers are recorded to survive a restart (next to the known hosts).
+    pub outgoing: std::path::PathBuf,
 }
 
 /// Reads or creates what `options` point at.
@@ -80,6 +82,7 @@ pub fn prepare(options: &Options) -> Result<Setup, String> {
         },
         pins,
         notices,
+        outgoing: known_hosts.with_file_name("outgoing"),
     })
 }
 
