@@ -500,6 +500,32 @@ fn a_sender_killed_halfway_goes_on_after_a_restart() {
 }
 
 #[test]
+fn an_offer_survives_a_restart_of_the_receiver_before_it_answered() {
+    let server = Server::start(&[]);
+    let (source, downloads, config) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let dir = downloads.path().to_str().unwrap();
+    let bob_args = ["--nick", "Bob", "--to", "Ann", "--downloads", dir];
+    let mut bob = Client::start_at(server.port, &bob_args, config.path());
+    bob.expect("Waiting for Ann");
+    let ann = server.start_client(&["--nick", "Ann", "--to", "Bob"]);
+    bob.expect("🔑 Ann's identity key is ");
+    let path = make_file(source.path(), "later.txt", 5000);
+    ann.say(&format!("/send {}", path.display()));
+    bob.expect("offers later.txt");
+    bob.kill9();
+    let bob = Client::start_at(server.port, &bob_args, config.path());
+    bob.expect("📎 Ann offers later.txt");
+    bob.say("/accept");
+    bob.expect("✅ Saved later.txt");
+    ann.expect("✅ Bob received later.txt");
+    assert!(same_bytes(&path, &downloads.path().join("later.txt")));
+}
+
+#[test]
 fn a_cut_connection_resumes_the_transfer() {
     let server = Server::start(&[]);
     let proxy = Proxy::start(server.port);

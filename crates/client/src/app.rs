@@ -134,6 +134,8 @@ pub struct App {
     auto_accept: bool,
     /// Offers to the companion recorded before a restart, until they accept one again.
     restored: Vec<crate::events::SavedOffer>,
+    /// Recorded offers made transfers again, until `--send` takes them up (at most a few).
+    revived: Vec<p2pchat_secure::TransferId>,
     /// Files to send waiting for a free transfer slot.
     send_queue: std::collections::VecDeque<PathBuf>,
     /// Where `--send` is.
@@ -192,6 +194,7 @@ impl App {
             downloads: PathBuf::from("."),
             auto_accept: false,
             restored: Vec::new(),
+            revived: Vec::new(),
             send_queue: std::collections::VecDeque::new(),
             auto_send: queue::AutoSend::Off,
             exit_code: 0,

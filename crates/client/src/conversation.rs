@@ -7,6 +7,7 @@ use p2pchat_proto::{fold_nick, ChatMessage, ConversationInfo, Frame, LeftReason}
 use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, Style};
 use crate::history::{Busy, Page};
 use crate::inbox::Arrival;
+use crate::transfers::Stage;
 
 impl App {
     /// `Paired`, `WaitingFor` or `Conversation` named `nick`: a different companion starts a
@@ -129,6 +130,8 @@ impl App {
         }
         // Also what waited for this companion's key.
         effects.extend(self.send_unsent());
+        // Offers they have not answered go again: they may have restarted and lost them.
+        effects.extend(self.offer_again(|known| known.stage == Stage::Offered));
         let key = fold_nick(&info.companion);
         if let Some(request) = self.history.joined(&key, info.read_through) {
             effects.push(Effect::Send(request));

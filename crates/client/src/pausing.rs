@@ -171,11 +171,48 @@ impl App {
     /// Offers to the companion recorded before a restart: kept aside until the companion
     /// accepts one (their receiver asks again from what it has) or `--send` takes one up.
     pub(super) fn on_offers_found(&mut self, found: Vec<SavedOffer>) -> Vec<Effect> {
+        let transfers = &self.transfers;
+        self.revived.retain(|id| transfers.get(id).is_some());
         self.restored = found
             .into_iter()
             .filter(|offer| self.transfers.get(&offer.transfer).is_none())
             .collect();
-        Vec::new()
+        // Offered again: one they never answered was lost if they restarted too (one they
+        // have is ignored, one they were receiving they ask for again from what they have).
+        let offers: Vec<FileControl> = self
+            .restored
+            .iter()
+            .map(|offer| FileControl::Offer {
+                transfer: offer.transfer,
+                name: offer.name.clone(),
+                size: offer.stamp.len,
+            })
+            .collect();
+        self.queue_controls(offers)
+    }
+
+    /// Sends again the offers of the files we send that `pick` chooses.
+    pub(super) fn offer_again(&mut self, pick: impl Fn(&Transfer) -> bool) -> Vec<Effect> {
+        let offers: Vec<FileControl> = self
+            .transfers
+            .ids_where(|known| !known.receiving() && pick(known))
+            .into_iter()
+            .filter_map(|id| self.transfers.get(&id))
+            .map(|known| FileControl::Offer {
+                transfer: known.id,
+                name: known.name.clone(),
+                size: known.size,
+            })
+            .collect();
+        self.queue_controls(offers)
+    }
+
+    /// Queues these control messages for the companion and sends what can go.
+    fn queue_controls(&mut self, controls: Vec<FileControl>) -> Vec<Effect> {
+        controls
+            .into_iter()
+            .flat_map(|control| self.queue_control(control))
+            .collect()
     }
 
     /// Makes the recorded offer `transfer` a transfer again, paused at its start; whether
@@ -185,6 +222,7 @@ impl App {
             return false;
         };
         let offer = self.restored.remove(index);
+        self.revived.push(offer.transfer);
         self.transfers.insert(Transfer {
             id: offer.transfer,
             side: Side::Sending {
@@ -201,19 +239,24 @@ impl App {
         true
     }
 
-    /// An offer of this same unchanged file already made to the companion (recorded before
-    /// a restart, or under way), taken up instead of a new offer.
+    /// An offer of this same unchanged file made to the companion before a restart (still
+    /// recorded, or already revived by their accept), taken up instead of a new offer.
     pub(super) fn take_up(
         &mut self,
         path: &std::path::Path,
         stamp: &FileStamp,
     ) -> Option<TransferId> {
+        let revived = std::mem::take(&mut self.revived);
         let same = |known: &Transfer| {
-            known.stage != Stage::Looking
+            revived.contains(&known.id)
                 && matches!(&known.side, Side::Sending { path: p, stamp: Some(s) } if p == path && s == stamp)
         };
-        if let Some(transfer) = self.transfers.ids_where(same).first() {
-            return Some(*transfer);
+        let found = self.transfers.ids_where(same).first().copied();
+        // Taken up once: the same file sent again later is a new offer.
+        self.revived = revived;
+        if let Some(transfer) = found {
+            self.revived.retain(|id| id != &transfer);
+            return Some(transfer);
         }
         let transfer = self
             .restored

@@ -314,7 +314,14 @@ fn offers_recorded_before_a_restart_go_on_when_accepted_and_go_when_declined() {
         companion: "nick2".into(),
         key: key_of("Nick2"),
     }));
-    app.handle(Event::OffersFound(vec![saved([1; 16]), saved([2; 16])]));
+    // Offered again: if they restarted too, an offer they never answered was lost.
+    let effects = app.handle(Event::OffersFound(vec![saved([1; 16]), saved([2; 16])]));
+    let offer = |id: u8| FileControl::Offer {
+        transfer: [id; 16],
+        name: "report.pdf".into(),
+        size: 2_100_000,
+    };
+    assert_eq!(sent_controls(&effects), [offer(1), offer(2)]);
     // Their receiver asks again from the bytes it has: the old offer goes on from there.
     let effects = app.handle(control(
         2,
@@ -343,4 +350,20 @@ fn offers_recorded_before_a_restart_go_on_when_accepted_and_go_when_declined() {
         sent_controls(&effects)[..],
         [FileControl::Cancel { .. }]
     ));
+}
+
+#[test]
+fn an_offer_not_answered_yet_goes_again_when_the_companion_is_back() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = offering(&mut app);
+    app.handle(left());
+    let effects = back(&mut app, 1);
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Offer {
+            transfer,
+            name: "report.pdf".into(),
+            size: 2_100_000,
+        }]
+    );
 }
