@@ -468,6 +468,8 @@ pub(crate) fn describe(err: &std::io::Error) -> String {
         ErrorKind::NotFound => "no such file or directory".into(),
         ErrorKind::PermissionDenied => "permission denied".into(),
         ErrorKind::AlreadyExists => "a file of that name is in the way".into(),
+        ErrorKind::StorageFull => "the disk is full".into(),
+        ErrorKind::FileTooLarge => "the file system takes no files this large".into(),
         _ => err.to_string(),
     }
 }

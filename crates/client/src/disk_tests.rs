@@ -301,3 +301,15 @@ fn what_is_typed_after_send_is_listed_as_files() {
         ["'unclosed: a quote is not closed"]
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_said_in_plain_words() {
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    let mut full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let err = full.write_all(&[0; 4096]).expect_err("a full disk");
+    assert_eq!(describe(&err), "the disk is full");
+}
