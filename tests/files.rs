@@ -398,6 +398,29 @@ fn receiver(server: &Server, downloads: &Path, config: &Path) -> Client {
     )
 }
 
+/// A relay, a proxy to it that counts what the sender sends, and three directories: the
+/// source, the downloads and a config dir kept across a client's restart.
+fn restart_setup() -> (Server, Proxy, [tempfile::TempDir; 3]) {
+    let server = Server::start(&[]);
+    let proxy = Proxy::start(server.port);
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    (server, proxy, dirs)
+}
+
+/// What went through `proxy` in all is less than 1.6x the file's `size`: little was sent
+/// twice.
+fn assert_little_sent_again(proxy: &Proxy, size: usize) {
+    let sent = proxy.sent_upstream();
+    eprintln!(
+        "sent {sent} bytes for a file of {size}: {:.3}x",
+        sent as f64 / size as f64
+    );
+    assert!(
+        (sent as f64) < 1.6 * size as f64,
+        "sent {sent} bytes for a file of {size}"
+    );
+}
+
 /// Ann sending `path` to Bob with `--send`, through `proxy` (which counts what she sends).
 fn send_through(proxy: &Proxy, path: &Path) -> Client {
     let path = path.to_str().unwrap();
@@ -409,13 +432,7 @@ fn send_through(proxy: &Proxy, path: &Path) -> Client {
 
 #[test]
 fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
-    let server = Server::start(&[]);
-    let proxy = Proxy::start(server.port);
-    let (source, downloads, config) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (server, proxy, [source, downloads, config]) = restart_setup();
     let size = 150 << 20;
     let path = make_file(source.path(), "resume.bin", size);
     let mut bob = receiver(&server, downloads.path(), config.path());
@@ -429,26 +446,12 @@ fn a_receiver_killed_halfway_gets_the_rest_after_a_restart() {
     assert!(ann.wait_exit().success(), "the sender did not finish");
     assert!(same_bytes(&path, &downloads.path().join("resume.bin")));
     assert_eq!(settled_files(downloads.path()), ["resume.bin"]);
-    let sent = proxy.sent_upstream();
-    eprintln!(
-        "sent {sent} bytes for a file of {size}: {:.3}x",
-        sent as f64 / size as f64
-    );
-    assert!(
-        (sent as f64) < 1.6 * size as f64,
-        "sent {sent} bytes for a file of {size}"
-    );
+    assert_little_sent_again(&proxy, size);
 }
 
 #[test]
 fn a_sender_killed_halfway_goes_on_after_a_restart() {
-    let server = Server::start(&[]);
-    let proxy = Proxy::start(server.port);
-    let (source, downloads, config) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (server, proxy, [source, downloads, config]) = restart_setup();
     let size = 150 << 20;
     let path = make_file(source.path(), "again.bin", size);
     let dir = downloads.path().to_str().unwrap();
@@ -482,15 +485,7 @@ fn a_sender_killed_halfway_goes_on_after_a_restart() {
     }
     assert!(same_bytes(&path, &downloads.path().join("again.bin")));
     assert_eq!(settled_files(downloads.path()), ["again.bin"]);
-    let sent = proxy.sent_upstream();
-    eprintln!(
-        "sent {sent} bytes for a file of {size}: {:.3}x",
-        sent as f64 / size as f64
-    );
-    assert!(
-        (sent as f64) < 1.6 * size as f64,
-        "sent {sent} bytes for a file of {size}"
-    );
+    assert_little_sent_again(&proxy, size);
     // The finished offer's record is gone: nothing is left to take up.
     let outgoing = config.path().join("p2pchat").join("outgoing");
     let left = std::fs::read_dir(&outgoing)

@@ -73,6 +73,53 @@ pub(super) fn listed(app: &mut App, files: &[&str]) -> Vec<Effect> {
     })
 }
 
+/// The runner looked at the file of `transfer`: `name`, `size` bytes.
+pub(super) fn looked(app: &mut App, transfer: TransferId, name: &str, size: u64) -> Vec<Effect> {
+    app.handle(Event::FileLooked {
+        transfer,
+        result: Ok(FileFacts {
+            name: name.into(),
+            size,
+            stamp: STAMP,
+        }),
+    })
+}
+
+/// A scripted Nick1 with `--send` of `paths`, paired with Nick2 (not told the conversation).
+pub(super) fn send_option_app(paths: Vec<PathBuf>) -> App {
+    let app = fresh(64 * 1024, None, true).with_files("/dl".into(), false, paths);
+    let mut app = log_in(app, "Nick1");
+    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    app
+}
+
+/// The offer of report.pdf that `offering` makes.
+pub(super) fn report_offer(transfer: TransferId) -> FileControl {
+    FileControl::Offer {
+        transfer,
+        name: "report.pdf".into(),
+        size: 2_100_000,
+    }
+}
+
+/// `--send /tmp/report.pdf`: once Nick2 is there the runner is asked to list it, then to look
+/// at it; returns the app and the transfer.
+pub(super) fn sending_report() -> (App, TransferId) {
+    let mut app = send_option_app(vec!["/tmp/report.pdf".into()]);
+    let effects = app.handle(conversation("Nick2", 0));
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::ListFiles {
+            spec: crate::events::SendSpec::Given(vec!["/tmp/report.pdf".into()])
+        })
+    );
+    let effects = listed(&mut app, &["/tmp/report.pdf"]);
+    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
+        panic!("no LookAtFile in {effects:?}");
+    };
+    (app, transfer)
+}
+
 /// Nick1 offers `report.pdf`; returns its transfer id.
 pub(super) fn offering(app: &mut App) -> TransferId {
     let effects = app.handle(Event::Line("/send /tmp/report.pdf".into()));
@@ -87,26 +134,12 @@ pub(super) fn offering(app: &mut App) -> TransferId {
         panic!("no LookAtFile in {effects:?}");
     };
     assert_eq!(path, PathBuf::from("/tmp/report.pdf"));
-    let effects = app.handle(Event::FileLooked {
-        transfer,
-        result: Ok(FileFacts {
-            name: "report.pdf".into(),
-            size: 2_100_000,
-            stamp: STAMP,
-        }),
-    });
+    let effects = looked(app, transfer, "report.pdf", 2_100_000);
     assert_eq!(
         texts(&effects),
         ["📎 Offering report.pdf (2.1 MB) to Nick2…"]
     );
-    assert_eq!(
-        sent_controls(&effects),
-        [FileControl::Offer {
-            transfer,
-            name: "report.pdf".into(),
-            size: 2_100_000,
-        }]
-    );
+    assert_eq!(sent_controls(&effects), [report_offer(transfer)]);
     transfer
 }
 
@@ -348,34 +381,10 @@ fn transfers_stop_when_the_conversation_changes_or_the_relay_refuses() {
 
 #[test]
 fn send_option_offers_once_paired_and_exits_with_the_outcome() {
-    let mut app = fresh(64 * 1024, None, true).with_files(
-        "/dl".into(),
-        false,
-        vec!["/tmp/report.pdf".into()],
-    );
-    app = log_in(app, "Nick1");
-    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
-    let effects = app.handle(conversation("Nick2", 0));
-    assert_eq!(
-        effects.last(),
-        Some(&Effect::ListFiles {
-            spec: crate::events::SendSpec::Given(vec!["/tmp/report.pdf".into()])
-        })
-    );
-    let effects = listed(&mut app, &["/tmp/report.pdf"]);
-    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
-        panic!("no LookAtFile in {effects:?}");
-    };
+    let (mut app, transfer) = sending_report();
     // End of input (a script) does not end it early.
     assert!(texts(&app.handle(Event::InputEnded))[0].contains("staying until the file"));
-    app.handle(Event::FileLooked {
-        transfer,
-        result: Ok(FileFacts {
-            name: "report.pdf".into(),
-            size: 0,
-            stamp: STAMP,
-        }),
-    });
+    looked(&mut app, transfer, "report.pdf", 0);
     app.handle(ack(1, 1));
     app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
     app.handle(ack(1, 2));
@@ -443,13 +452,7 @@ fn several_files_wait_for_free_slots_and_accept_all_takes_every_offer() {
 
 #[test]
 fn send_option_with_several_files_exits_once_all_are_over_failing_if_one_did() {
-    let mut app = fresh(64 * 1024, None, true).with_files(
-        "/dl".into(),
-        false,
-        vec!["/tmp/a".into(), "/tmp/missing".into()],
-    );
-    app = log_in(app, "Nick1");
-    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
+    let mut app = send_option_app(vec!["/tmp/a".into(), "/tmp/missing".into()]);
     app.handle(conversation("Nick2", 0));
     let effects = app.handle(Event::FilesListed {
         files: vec!["/tmp/a".into()],
@@ -458,14 +461,7 @@ fn send_option_with_several_files_exits_once_all_are_over_failing_if_one_did() {
     let Some(Effect::LookAtFile { transfer, .. }) = effects.last().cloned() else {
         panic!("no LookAtFile in {effects:?}");
     };
-    app.handle(Event::FileLooked {
-        transfer,
-        result: Ok(FileFacts {
-            name: "a".into(),
-            size: 0,
-            stamp: STAMP,
-        }),
-    });
+    looked(&mut app, transfer, "a", 0);
     app.handle(ack(1, 1));
     app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
     let effects = app.handle(control(2, FileControl::Received { transfer }));

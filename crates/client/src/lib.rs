@@ -22,6 +22,7 @@ mod offers;
 mod outbox;
 mod progress;
 mod receipts;
+mod record;
 mod resume;
 mod saving;
 mod startup;

@@ -7,7 +7,6 @@
 //! again, and `--send` of the same unchanged file takes the old offer up instead of making a
 //! new one. Runner side; `App` only sees `SavedOffer`s.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +14,7 @@ use p2pchat_secure::files::write_private;
 use p2pchat_secure::{from_hex, to_hex, TransferId};
 
 use crate::events::{FileStamp, SavedOffer};
+use crate::record::{read_small, Fields};
 use crate::transfers::MAX_TRANSFERS;
 
 /// The first line of a record.
@@ -48,24 +48,16 @@ fn encode(offer: &SavedOffer) -> Option<String> {
 }
 
 fn decode(text: &str) -> Option<SavedOffer> {
-    let mut lines = text.lines();
-    if lines.next()? != MAGIC {
-        return None;
-    }
-    let mut field = |key: &str| -> Option<String> {
-        let line = lines.next()?;
-        line.strip_prefix(key)?.strip_prefix(' ').map(str::to_owned)
-    };
-    let transfer = from_hex::<16>(&field("transfer")?)?;
-    let companion = field("companion")?;
-    let key = from_hex::<32>(&field("key")?)?;
-    let size: u64 = field("size")?.parse().ok()?;
-    let modified = field("modified")?;
-    let (secs, nanos) = modified.split_once('.')?;
+    let mut fields = Fields::open(text, MAGIC)?;
+    let transfer = from_hex::<16>(fields.next("transfer")?)?;
+    let companion = fields.next("companion")?.to_owned();
+    let key = from_hex::<32>(fields.next("key")?)?;
+    let size: u64 = fields.next("size")?.parse().ok()?;
+    let (secs, nanos) = fields.next("modified")?.split_once('.')?;
     let modified = SystemTime::UNIX_EPOCH
         .checked_add(Duration::new(secs.parse().ok()?, nanos.parse().ok()?))?;
-    let name = field("name")?;
-    let path = PathBuf::from(field("path")?);
+    let name = fields.next("name")?.to_owned();
+    let path = PathBuf::from(fields.next("path")?);
     Some(SavedOffer {
         transfer,
         companion,
@@ -103,17 +95,10 @@ pub(crate) fn find(dir: &Path, companion: &str, key: &[u8; 32]) -> Vec<SavedOffe
     let mut found = Vec::new();
     for entry in entries.take(MAX_SCANNED).flatten() {
         let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        let ours = path.extension().is_some_and(|ext| ext == "offer");
-        if !ours || !meta.is_file() || meta.len() > MAX_RECORD_BYTES {
+        if path.extension().is_none_or(|ext| ext != "offer") {
             continue;
         }
-        let mut text = String::new();
-        let read = std::fs::File::open(&path)
-            .and_then(|file| file.take(MAX_RECORD_BYTES).read_to_string(&mut text));
-        let Some(offer) = read.ok().and_then(|_| decode(&text)) else {
+        let Some(offer) = read_small(&path, MAX_RECORD_BYTES).and_then(|text| decode(&text)) else {
             continue;
         };
         if offer.companion == companion

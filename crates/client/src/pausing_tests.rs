@@ -248,32 +248,8 @@ fn a_file_that_changed_meanwhile_is_cancelled() {
 
 #[test]
 fn send_option_waits_through_a_pause() {
-    let mut app = fresh(64 * 1024, None, true).with_files(
-        "/dl".into(),
-        false,
-        vec!["/tmp/report.pdf".into()],
-    );
-    app = log_in(app, "Nick1");
-    app.handle(Event::Frame(Frame::Paired("Nick2".into())));
-    let effects = app.handle(conversation("Nick2", 0));
-    assert_eq!(
-        effects.last(),
-        Some(&Effect::ListFiles {
-            spec: crate::events::SendSpec::Given(vec!["/tmp/report.pdf".into()])
-        })
-    );
-    let effects = listed(&mut app, &["/tmp/report.pdf"]);
-    let Some(Effect::LookAtFile { transfer, .. }) = effects.first().cloned() else {
-        panic!("no LookAtFile in {effects:?}");
-    };
-    app.handle(Event::FileLooked {
-        transfer,
-        result: Ok(FileFacts {
-            name: "report.pdf".into(),
-            size: 1000,
-            stamp: STAMP,
-        }),
-    });
+    let (mut app, transfer) = sending_report();
+    looked(&mut app, transfer, "report.pdf", 1000);
     app.handle(ack(1, 1));
     app.handle(control(1, FileControl::Accept { transfer, from: 0 }));
     let effects = app.handle(left());
@@ -316,12 +292,10 @@ fn offers_recorded_before_a_restart_go_on_when_accepted_and_go_when_declined() {
     }));
     // Offered again: if they restarted too, an offer they never answered was lost.
     let effects = app.handle(Event::OffersFound(vec![saved([1; 16]), saved([2; 16])]));
-    let offer = |id: u8| FileControl::Offer {
-        transfer: [id; 16],
-        name: "report.pdf".into(),
-        size: 2_100_000,
-    };
-    assert_eq!(sent_controls(&effects), [offer(1), offer(2)]);
+    assert_eq!(
+        sent_controls(&effects),
+        [report_offer([1; 16]), report_offer([2; 16])]
+    );
     // Their receiver asks again from the bytes it has: the old offer goes on from there.
     let effects = app.handle(control(
         2,
@@ -358,12 +332,5 @@ fn an_offer_not_answered_yet_goes_again_when_the_companion_is_back() {
     let transfer = offering(&mut app);
     app.handle(left());
     let effects = back(&mut app, 1);
-    assert_eq!(
-        sent_controls(&effects),
-        [FileControl::Offer {
-            transfer,
-            name: "report.pdf".into(),
-            size: 2_100_000,
-        }]
-    );
+    assert_eq!(sent_controls(&effects), [report_offer(transfer)]);
 }

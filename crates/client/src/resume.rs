@@ -7,14 +7,14 @@
 //! A state file is never trusted as a path: only names matching the pattern, inside the
 //! downloads directory, that agree with their own contents, are used.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use p2pchat_proto::safe_file_name;
-use p2pchat_secure::TransferId;
+use p2pchat_secure::{from_hex, to_hex, TransferId};
 
 use crate::events::{FoundPart, PartRecord};
+use crate::record::{read_small, Fields};
 use crate::transfers::MAX_TRANSFERS;
 
 /// The first line of a state file.
@@ -43,50 +43,28 @@ pub(crate) fn state_path(part: &Path) -> PathBuf {
 
 /// The first 4 bytes of the id in hex: tells apart temporary files of the same name.
 fn tag(transfer: &TransferId) -> String {
-    hex(&transfer[..4])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != N * 2 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[i * 2..i * 2 + 2], 16).ok()?;
-    }
-    Some(out)
+    to_hex(&transfer[..4])
 }
 
 /// The state file's text (the name last: it is the only free-form field).
 fn encode(transfer: &TransferId, name: &str, record: &PartRecord) -> String {
     format!(
         "{MAGIC}\ntransfer {}\ncompanion {}\nkey {}\nsize {}\nname {name}\n",
-        hex(transfer),
+        to_hex(transfer),
         record.companion,
-        hex(&record.key),
+        to_hex(&record.key),
         record.size,
     )
 }
 
 /// Reads a state file's text back: the transfer, the name and the record.
 fn decode(text: &str) -> Option<(TransferId, String, PartRecord)> {
-    let mut lines = text.lines();
-    if lines.next()? != MAGIC {
-        return None;
-    }
-    let mut field = |key: &str| -> Option<String> {
-        let line = lines.next()?;
-        line.strip_prefix(key)?.strip_prefix(' ').map(str::to_owned)
-    };
-    let transfer = unhex::<16>(&field("transfer")?)?;
-    let companion = field("companion")?;
-    let key = unhex::<32>(&field("key")?)?;
-    let size = field("size")?.parse().ok()?;
-    let name = field("name")?;
+    let mut fields = Fields::open(text, MAGIC)?;
+    let transfer = from_hex::<16>(fields.next("transfer")?)?;
+    let companion = fields.next("companion")?.to_owned();
+    let key = from_hex::<32>(fields.next("key")?)?;
+    let size = fields.next("size")?.parse().ok()?;
+    let name = fields.next("name")?.to_owned();
     let record = PartRecord {
         companion,
         key,
@@ -153,17 +131,7 @@ pub(crate) fn find_parts(dir: &Path, companion: &str, key: &[u8; 32]) -> Vec<Fou
 /// temporary file is there.
 fn check_state(dir: &Path, file_name: &str, companion: &str, key: &[u8; 32]) -> Option<FoundPart> {
     let path = dir.join(file_name);
-    let meta = std::fs::symlink_metadata(&path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_STATE_BYTES {
-        return None;
-    }
-    let mut text = String::new();
-    File::open(&path)
-        .ok()?
-        .take(MAX_STATE_BYTES)
-        .read_to_string(&mut text)
-        .ok()?;
-    let (transfer, name, record) = decode(&text)?;
+    let (transfer, name, record) = decode(&read_small(&path, MAX_STATE_BYTES)?)?;
     if record.companion != companion || &record.key != key || safe_file_name(&name) != name {
         return None;
     }
