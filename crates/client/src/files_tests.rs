@@ -422,14 +422,22 @@ fn several_files_wait_for_free_slots_and_accept_all_takes_every_offer() {
 
     // The receiving side: `/accept all` answers every pending offer.
     let mut app = with_files("/dl", false, None);
+    let mut shown = Vec::new();
     for (seq, id) in [(1, 1u8), (2, 2)] {
         let offer = FileControl::Offer {
             transfer: [id; 16],
             name: format!("f{id}.txt"),
             size: 10,
         };
-        app.handle(control(seq, offer));
+        shown.extend(texts(&app.handle(control(seq, offer))));
     }
+    assert_eq!(
+        shown,
+        [
+            "📎 Nick2 offers f1.txt (10 bytes). Type /accept to receive it in /dl, or /decline.",
+            "📎 Nick2 offers f2.txt (10 bytes). Type /accept f2.txt (or /accept all, 2 are waiting) to receive it in /dl, or /decline."
+        ]
+    );
     let effects = app.handle(Event::Line("/accept all".into()));
     assert_eq!(
         sent_controls(&effects),

@@ -44,10 +44,16 @@ impl App {
         if self.auto_accept {
             return self.accept_transfer(transfer);
         }
+        let pending = self.transfers.ids_where(Transfer::pending_offer).len();
+        let answer = if pending > 1 {
+            format!("/accept {name} (or /accept all, {pending} are waiting)")
+        } else {
+            "/accept".to_owned()
+        };
         vec![show(
             Style::Notice,
             format!(
-                "📎 {nick} offers {name} ({}). Type /accept to receive it in {}, or /decline.",
+                "📎 {nick} offers {name} ({}). Type {answer} to receive it in {}, or /decline.",
                 human_size(size),
                 printable(&dir.display().to_string())
             ),
