@@ -9,7 +9,7 @@ use super::files_tests::*;
 use super::tests::*;
 use super::*;
 use crate::disk::FILE_CHANGED;
-use crate::events::{FileFacts, FoundPart};
+use crate::events::FoundPart;
 
 fn left() -> Event {
     Event::Frame(Frame::Left {
