@@ -10,7 +10,7 @@ use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use p2pchat_secure::TransferId;
 use tokio::time::Instant;
 
@@ -24,7 +24,7 @@ const MAX_TRACKED: usize = 64;
 /// say 100% before the end (and 26% at 25.6%). `{msg}` is our rate and time left: indicatif
 /// reads its own clock, and the runner's clock is the one tests can drive. Plain ASCII in the
 /// bar, so logs stay readable.
-const TEMPLATE: &str = "📎 {prefix} [{bar:20}] {decimal_bytes} of {decimal_total_bytes}{msg}";
+const TEMPLATE: &str = "📎 {prefix} [{bar:20}] {msg}";
 
 /// When each transfer started and the last step it printed.
 pub(crate) struct Meter {
@@ -91,7 +91,7 @@ fn rate(bytes: u64, elapsed: Duration) -> Option<f64> {
     (secs >= 0.05).then(|| bytes as f64 / secs)
 }
 
-/// `📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left`
+/// `📎 report.pdf: 50% [##########>---------] 1.1 MB of 2.1 MB, 3.5 MB/s, 1s left`
 pub(crate) fn step_line(
     style: &ProgressStyle,
     progress: &Progress,
@@ -99,14 +99,19 @@ pub(crate) fn step_line(
     elapsed: Duration,
 ) -> String {
     let percent = u128::from(progress.done) * 100 / u128::from(progress.total.max(1));
-    let mut pace = String::new();
+    // Sizes in the same words as every other line (`human_size`), not indicatif's.
+    let mut pace = format!(
+        "{} of {}",
+        human_size(progress.done),
+        human_size(progress.total)
+    );
     if let Some(rate) = rate(moved, elapsed).filter(|rate| *rate >= 1.0) {
         let left = progress.total.saturating_sub(progress.done) as f64 / rate;
-        pace = format!(
+        pace.push_str(&format!(
             ", {}/s, {} left",
-            DecimalBytes(rate as u64),
+            human_size(rate as u64),
             describe_secs(left)
-        );
+        ));
     }
     let screen = Screen::default();
     let bar = ProgressBar::with_draw_target(
@@ -237,11 +242,11 @@ mod tests {
                 1_050_000,
                 Duration::from_millis(300)
             ),
-            "📎 report.pdf: 50% [##########>---------] 1.05 MB of 2.10 MB, 3.50 MB/s, 1s left"
+            "📎 report.pdf: 50% [##########>---------] 1.1 MB of 2.1 MB, 3.5 MB/s, 1s left"
         );
         assert_eq!(
             step_line(&style, &at(210_000), 210_000, Duration::ZERO),
-            "📎 report.pdf: 10% [##>-----------------] 210.00 kB of 2.10 MB"
+            "📎 report.pdf: 10% [##>-----------------] 210.0 kB of 2.1 MB"
         );
         assert_eq!(
             final_line(&at(2_100_000), 2_100_000, Duration::from_secs(2)),
@@ -259,7 +264,7 @@ mod tests {
             .expect("30% is a step");
         assert_eq!(
             line,
-            "📎 report.pdf: 30% [######>-------------] 630.00 kB of 2.10 MB, 210.00 kB/s, 7s left"
+            "📎 report.pdf: 30% [######>-------------] 630.0 kB of 2.1 MB, 210.0 kB/s, 7s left"
         );
         let line = meter
             .update(&at(2_100_000), start + Duration::from_secs(10))
@@ -271,7 +276,7 @@ mod tests {
         let line = meter
             .update(&at(1_260_000), start + Duration::from_secs(1))
             .expect("60% is a step");
-        assert!(line.ends_with(", 210.00 kB/s, 4s left"), "{line}");
+        assert!(line.ends_with(", 210.0 kB/s, 4s left"), "{line}");
     }
 
     #[test]
@@ -284,7 +289,7 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.ends_with("1.05 MB of 2.10 MB, 1.05 MB/s, 1s left"),
+            line.ends_with("1.1 MB of 2.1 MB, 1.1 MB/s, 1s left"),
             "{line}"
         );
         assert!(!line.contains('\n'));
