@@ -63,6 +63,7 @@ impl App {
             stage: Stage::Looking,
             order: 0,
             resyncing: false,
+            strays: 0,
         });
         vec![Effect::LookAtFile { transfer, path }]
     }
@@ -312,6 +313,12 @@ impl App {
     pub(super) fn on_chunk_refused(&mut self, code: ErrorCode, text: &str) -> Vec<Effect> {
         let nick = self.companion_name();
         if code != ErrorCode::FileTooLarge {
+            // With the companion back, a refusal is stale: it answers chunks sent before we
+            // heard they had left, and their new accept already resumed the transfer. Had they
+            // gone again, a `Left` would say so (and pause it).
+            if self.present {
+                return Vec::new();
+            }
             return self.pause_sending(&format!("{nick} is not connected"));
         }
         let why = format!("the server refuses files this large ({})", printable(text));

@@ -235,6 +235,7 @@ impl App {
             stage: Stage::Paused { next: 0 },
             order: 0,
             resyncing: false,
+            strays: 0,
         });
         true
     }
@@ -292,6 +293,7 @@ impl App {
                 },
                 order: 0,
                 resyncing: true,
+                strays: 0,
             });
             effects.push(show(
                 Style::Notice,

@@ -207,14 +207,55 @@ fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
         data: vec![2; 10],
     });
     assert_eq!(sends(&next).len(), 1, "the chunk at 100 goes");
-    // A refused chunk (the companion gone again) pauses too, without a Cancel.
+    // A refusal answering chunks sent before Nick2 left, arriving after the resume, is stale:
+    // the transfer goes on.
+    let refused = |app: &mut App| {
+        app.handle(Event::Frame(Frame::Error {
+            code: ErrorCode::NotDelivered,
+            fatal: false,
+            text: "not connected".into(),
+        }))
+    };
+    assert!(refused(&mut app).is_empty());
+    let after = app.handle(Event::ChunkRead {
+        transfer,
+        offset: 110,
+        data: vec![2; 10],
+    });
+    assert_eq!(sends(&after).len(), 1, "the chunk at 110 goes");
+}
+
+#[test]
+fn refusals_after_the_companion_left_cancel_nothing_and_send_nothing() {
+    let mut app = with_files("/dl", false, None);
+    let transfer = paused_sender(&mut app);
+    app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer,
+            from: 100,
+        },
+    ));
+    // They left: the transfer paused; refusals of chunks still on their way change nothing.
+    app.handle(Event::Frame(Frame::Left {
+        reason: LeftReason::ConnectionLost,
+        nick: "Nick2".into(),
+    }));
     let refused = app.handle(Event::Frame(Frame::Error {
         code: ErrorCode::NotDelivered,
         fatal: false,
         text: "not connected".into(),
     }));
-    assert!(refused.contains(&Effect::PauseReading { transfer }));
-    assert!(sent_controls(&refused).is_empty());
+    assert!(sent_controls(&refused).is_empty(), "no Cancel");
+    assert!(
+        app.handle(Event::ChunkRead {
+            transfer,
+            offset: 100,
+            data: vec![2; 10],
+        })
+        .is_empty(),
+        "paused: nothing more goes"
+    );
 }
 
 #[test]
@@ -333,4 +374,31 @@ fn an_offer_not_answered_yet_goes_again_when_the_companion_is_back() {
     app.handle(left());
     let effects = back(&mut app, 1);
     assert_eq!(sent_controls(&effects), [report_offer(transfer)]);
+}
+
+#[test]
+fn a_resumed_stream_that_lost_its_start_is_asked_for_again() {
+    let mut app = with_files("/dl", true, None);
+    app.handle(Event::PartsFound(vec![found(100)]));
+    let strays = crate::transfers::RESYNC_AFTER;
+    for _ in 1..strays {
+        assert!(
+            app.handle(chunk(5000, &[3; 100])).is_empty(),
+            "left of the old stream"
+        );
+    }
+    let effects = app.handle(chunk(5000, &[3; 100]));
+    assert_eq!(
+        sent_controls(&effects),
+        [FileControl::Accept {
+            transfer: T,
+            from: 100
+        }]
+    );
+    // The stream from 100 comes: it is taken.
+    let effects = app.handle(chunk(100, &[2; 100]));
+    assert!(effects.contains(&Effect::WriteChunk {
+        transfer: T,
+        data: vec![2; 100],
+    }));
 }

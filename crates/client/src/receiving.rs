@@ -10,7 +10,7 @@ use p2pchat_secure::{FileControl, TransferId};
 
 use super::{printable, show, App, Effect, Style};
 use crate::events::{PartRecord, Progress, SaveError};
-use crate::transfers::{human_size, Side, Stage, Transfer};
+use crate::transfers::{human_size, Side, Stage, Transfer, RESYNC_AFTER};
 
 impl App {
     pub(super) fn on_offer(&mut self, transfer: TransferId, name: &str, size: u64) -> Vec<Effect> {
@@ -40,6 +40,7 @@ impl App {
             stage: Stage::Offered,
             order: 0,
             resyncing: false,
+            strays: 0,
         });
         if self.auto_accept {
             return self.accept_transfer(transfer);
@@ -171,7 +172,23 @@ impl App {
             // we interrupted had already brought them). Ahead while resyncing: the rest of that
             // interrupted stream, before the sender acts on our new accept. Ahead otherwise is
             // a gap: something was lost, and the transfer stops.
-            if offset < next || known.resyncing {
+            if offset < next {
+                return Vec::new();
+            }
+            if known.resyncing {
+                // Ahead while resyncing: what was left of the interrupted stream. So many
+                // that the new one must have lost its first pieces on the way (a relay can drop
+                // chunks while the companion comes and goes): ask again from here.
+                let strays = known.strays + 1;
+                if let Some(known) = self.transfers.get_mut(&transfer) {
+                    known.strays = strays;
+                }
+                if strays % RESYNC_AFTER == 0 {
+                    return self.queue_control(FileControl::Accept {
+                        transfer,
+                        from: next,
+                    });
+                }
                 return Vec::new();
             }
             let why = format!("a piece arrived out of order (at byte {offset}, expected {next})");
@@ -185,6 +202,7 @@ impl App {
         let (name, size, sha256) = (known.name.clone(), known.size, known.sha256);
         if let Some(known) = self.transfers.get_mut(&transfer) {
             known.resyncing = false;
+            known.strays = 0;
         }
         let mut effects = vec![
             Effect::WriteChunk { transfer, data },
@@ -220,10 +238,21 @@ impl App {
             return Vec::new();
         }
         known.sha256 = Some(sha256);
-        if known.stage == Stage::Checking {
-            return vec![Effect::FinishFile { transfer, sha256 }];
+        match known.stage {
+            Stage::Checking => vec![Effect::FinishFile { transfer, sha256 }],
+            Stage::Moving { next } => {
+                // The sender is through, and `sent` follows its chunks on the same path: the
+                // ones still missing were lost on the way (a relay drops chunks while the
+                // companion comes and goes). Ask again from here; stray pieces of the stream
+                // that may still come are dropped meanwhile.
+                known.resyncing = true;
+                self.queue_control(FileControl::Accept {
+                    transfer,
+                    from: next,
+                })
+            }
+            _ => Vec::new(),
         }
-        Vec::new()
     }
 
     /// Stops a transfer we receive: the temporary file goes, the sender hears `reason`.

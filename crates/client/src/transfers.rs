@@ -16,6 +16,10 @@ pub const CHUNK: usize = 64 * 1024;
 /// Most transfers (offers included) at once: offers beyond it are declined, so a companion
 /// cannot grow this without bound.
 pub const MAX_TRANSFERS: usize = 16;
+/// Pieces from ahead a resyncing receiver drops before it asks again from where it is: more
+/// than what can still be on its way from an interrupted stream (the sender reads 16 ahead,
+/// and the relay and the sockets hold a few MiB).
+pub const RESYNC_AFTER: u32 = 256;
 /// Files waiting for a transfer slot, at most (a `/send` of more is refused): bounds what a
 /// huge directory can queue.
 pub const MAX_QUEUED: usize = 1000;
@@ -81,6 +85,10 @@ pub struct Transfer {
     /// Receiving again after an interruption: pieces of the interrupted stream may still come
     /// before the sender acts on our new accept; they are dropped until the one at `next`.
     pub resyncing: bool,
+    /// Pieces from ahead dropped while resyncing since the last one taken: past
+    /// `RESYNC_AFTER` of them the sender's new stream has surely lost its start, and the
+    /// receiver asks again.
+    pub strays: u32,
 }
 
 impl Transfer {
@@ -237,6 +245,7 @@ mod tests {
             stage: Stage::Offered,
             order: 0,
             resyncing: false,
+            strays: 0,
         }
     }
 
