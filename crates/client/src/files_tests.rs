@@ -93,6 +93,31 @@ pub(super) fn send_option_app(paths: Vec<PathBuf>) -> App {
     app
 }
 
+/// Nick2's `sent` for transfer `T`.
+pub(super) fn sent_sha() -> FileControl {
+    FileControl::Sent {
+        transfer: T,
+        sha256: SHA,
+    }
+}
+
+/// The runner is to check transfer `T` against Nick2's SHA-256 and name it.
+pub(super) fn finish() -> Effect {
+    Effect::FinishFile {
+        transfer: T,
+        sha256: SHA,
+    }
+}
+
+/// The relay's answer to a chunk for a companion who is not connected.
+pub(super) fn not_delivered() -> Event {
+    Event::Frame(Frame::Error {
+        code: ErrorCode::NotDelivered,
+        fatal: false,
+        text: "not connected".into(),
+    })
+}
+
 /// The offer of report.pdf that `offering` makes.
 pub(super) fn report_offer(transfer: TransferId) -> FileControl {
     FileControl::Offer {

@@ -82,14 +82,8 @@ fn the_receiver_keeps_what_arrived_and_asks_again_from_there() {
     // And bytes already here, sent again, are dropped too.
     assert!(app.handle(chunk(0, &[1; 100])).is_empty());
     app.handle(chunk(100, &[2; SIZE as usize - 100]));
-    let sent = FileControl::Sent {
-        transfer: T,
-        sha256: SHA,
-    };
-    assert!(app.handle(control(3, sent)).contains(&Effect::FinishFile {
-        transfer: T,
-        sha256: SHA,
-    }));
+    let sent = sent_sha();
+    assert!(app.handle(control(3, sent)).contains(&finish()));
 }
 
 #[test]
@@ -114,14 +108,8 @@ fn a_lost_connection_or_leaving_keeps_the_part_and_a_whole_one_asks_for_the_sha2
             from: SIZE
         }]
     );
-    let sent = FileControl::Sent {
-        transfer: T,
-        sha256: SHA,
-    };
-    assert!(app.handle(control(1, sent)).contains(&Effect::FinishFile {
-        transfer: T,
-        sha256: SHA,
-    }));
+    let sent = sent_sha();
+    assert!(app.handle(control(1, sent)).contains(&finish()));
 
     // A whole file still waiting for its SHA-256 is kept when the connection goes.
     let mut app = receiving();
@@ -185,6 +173,19 @@ fn paused_sender(app: &mut App) -> TransferId {
     transfer
 }
 
+/// `paused_sender`, then Nick2 accepts from 100.
+fn resumed_sender(app: &mut App) -> TransferId {
+    let transfer = paused_sender(app);
+    app.handle(control(
+        2,
+        FileControl::Accept {
+            transfer,
+            from: 100,
+        },
+    ));
+    transfer
+}
+
 #[test]
 fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
     let mut app = with_files("/dl", false, None);
@@ -209,13 +210,7 @@ fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
     assert_eq!(sends(&next).len(), 1, "the chunk at 100 goes");
     // A refusal answering chunks sent before Nick2 left, arriving after the resume, is stale:
     // the transfer goes on.
-    let refused = |app: &mut App| {
-        app.handle(Event::Frame(Frame::Error {
-            code: ErrorCode::NotDelivered,
-            fatal: false,
-            text: "not connected".into(),
-        }))
-    };
+    let refused = |app: &mut App| app.handle(not_delivered());
     assert!(refused(&mut app).is_empty());
     let after = app.handle(Event::ChunkRead {
         transfer,
@@ -228,24 +223,13 @@ fn the_sender_pauses_and_goes_on_from_the_offset_asked_for() {
 #[test]
 fn refusals_after_the_companion_left_cancel_nothing_and_send_nothing() {
     let mut app = with_files("/dl", false, None);
-    let transfer = paused_sender(&mut app);
-    app.handle(control(
-        2,
-        FileControl::Accept {
-            transfer,
-            from: 100,
-        },
-    ));
+    let transfer = resumed_sender(&mut app);
     // They left: the transfer paused; refusals of chunks still on their way change nothing.
     app.handle(Event::Frame(Frame::Left {
         reason: LeftReason::ConnectionLost,
         nick: "Nick2".into(),
     }));
-    let refused = app.handle(Event::Frame(Frame::Error {
-        code: ErrorCode::NotDelivered,
-        fatal: false,
-        text: "not connected".into(),
-    }));
+    let refused = app.handle(not_delivered());
     assert!(sent_controls(&refused).is_empty(), "no Cancel");
     assert!(
         app.handle(Event::ChunkRead {
@@ -261,14 +245,7 @@ fn refusals_after_the_companion_left_cancel_nothing_and_send_nothing() {
 #[test]
 fn a_file_that_changed_meanwhile_is_cancelled() {
     let mut app = with_files("/dl", false, None);
-    let transfer = paused_sender(&mut app);
-    app.handle(control(
-        2,
-        FileControl::Accept {
-            transfer,
-            from: 100,
-        },
-    ));
+    let transfer = resumed_sender(&mut app);
     let effects = app.handle(Event::ReadFailed {
         transfer,
         why: FILE_CHANGED.into(),

@@ -54,17 +54,8 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
     assert!(!last
         .iter()
         .any(|effect| matches!(effect, Effect::FinishFile { .. })));
-    let sent = FileControl::Sent {
-        transfer: T,
-        sha256: SHA,
-    };
-    assert_eq!(
-        app.handle(control(2, sent)),
-        [Effect::FinishFile {
-            transfer: T,
-            sha256: SHA
-        }]
-    );
+    let sent = sent_sha();
+    assert_eq!(app.handle(control(2, sent)), [finish()]);
     let saved = app.handle(Event::FileSaved {
         transfer: T,
         result: Ok("report (1).pdf".into()),
@@ -81,10 +72,7 @@ fn an_offer_is_accepted_written_in_order_and_saved() {
 
 #[test]
 fn the_check_starts_when_both_the_bytes_and_the_sha256_are_here() {
-    let sent = FileControl::Sent {
-        transfer: T,
-        sha256: SHA,
-    };
+    let sent = sent_sha();
     // All the bytes first: still cancellable while the SHA-256 is awaited.
     let mut app = receiving();
     app.handle(chunk(0, &[1; SIZE as usize]));
@@ -108,10 +96,7 @@ fn the_check_starts_when_both_the_bytes_and_the_sha256_are_here() {
         "a stray piece"
     );
     let last = app.handle(chunk(100_000, &[2; 50_000]));
-    assert!(last.contains(&Effect::FinishFile {
-        transfer: T,
-        sha256: SHA,
-    }));
+    assert!(last.contains(&finish()));
     // Sent again (after a resumed stream): nothing more.
     assert!(app.handle(control(3, sent)).is_empty());
     assert_eq!(
@@ -165,17 +150,8 @@ fn an_empty_file_completes_when_accepted() {
         },
     ));
     app.handle(Event::Line("/accept empty".into()));
-    let sent = FileControl::Sent {
-        transfer: T,
-        sha256: SHA,
-    };
-    assert_eq!(
-        app.handle(control(2, sent)),
-        [Effect::FinishFile {
-            transfer: T,
-            sha256: SHA
-        }]
-    );
+    let sent = sent_sha();
+    assert_eq!(app.handle(control(2, sent)), [finish()]);
 }
 
 #[test]
