@@ -7,10 +7,10 @@
 //! A state file is never trusted as a path: only names matching the pattern, inside the
 //! downloads directory, that agree with their own contents, are used.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use p2pchat_proto::safe_file_name;
+use p2pchat_secure::files::write_private;
 use p2pchat_secure::{from_hex, to_hex, TransferId};
 
 use crate::events::{FoundPart, PartRecord};
@@ -73,8 +73,8 @@ fn decode(text: &str) -> Option<(TransferId, String, PartRecord)> {
     Some((transfer, name, record))
 }
 
-/// Writes the state file of the temporary file at `part`: to a fresh file first, then renamed
-/// over, so a reader never sees half of one.
+/// Writes the state file of the temporary file at `part`, owner-only and replaced whole
+/// (`write_private`), so a reader never sees half of one.
 pub(crate) fn write_state(
     part: &Path,
     transfer: &TransferId,
@@ -82,23 +82,7 @@ pub(crate) fn write_state(
     record: &PartRecord,
 ) -> std::io::Result<PathBuf> {
     let path = state_path(part);
-    let mut fresh = path.as_os_str().to_owned();
-    fresh.push(".new");
-    let fresh = PathBuf::from(fresh);
-    // A leftover of a crash mid-write: never written through (it could be a link).
-    let _ = std::fs::remove_file(&fresh);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&fresh).and_then(|mut file| {
-        file.write_all(encode(transfer, name, record).as_bytes())?;
-        file.sync_all()
-    });
-    if let Err(err) = written.and_then(|()| std::fs::rename(&fresh, &path)) {
-        let _ = std::fs::remove_file(&fresh);
-        return Err(err);
-    }
+    write_private(&path, encode(transfer, name, record).as_bytes())?;
     Ok(path)
 }
 
