@@ -100,7 +100,16 @@ impl App {
             | Frame::Who
             | Frame::ChatWith(_)
             | Frame::Received(_)
-            | Frame::History { .. } => Vec::new(),
+            | Frame::History { .. }
+            | Frame::Join(_)
+            | Frame::Part
+            | Frame::RoomAdmin { .. }
+            | Frame::Rooms => Vec::new(),
+            Frame::Room(_)
+            | Frame::Members { .. }
+            | Frame::Said(_)
+            | Frame::RoomNews(_)
+            | Frame::RoomList { .. } => Vec::new(),
         }
     }
 }

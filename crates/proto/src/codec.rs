@@ -180,6 +180,11 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
     let start = out.len();
     out.put_u32(0); // patched below once the length is known
     out.put_u8(frame.frame_type() as u8);
+    if room::encode_room(frame, out) {
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+        return;
+    }
     match frame {
         Frame::Hello {
             version,
@@ -286,6 +291,15 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
         }
         Frame::Ping(token) | Frame::Pong(token) => out.put_u64(*token),
         Frame::Waiting | Frame::Bye | Frame::Who | Frame::Release => {}
+        Frame::Join(_)
+        | Frame::Room(_)
+        | Frame::Members { .. }
+        | Frame::Said(_)
+        | Frame::RoomNews(_)
+        | Frame::Part
+        | Frame::RoomAdmin { .. }
+        | Frame::Rooms
+        | Frame::RoomList { .. } => {}
         Frame::Error { code, fatal, text } => {
             out.put_u16(code.to_u16());
             out.put_u8(u8::from(*fatal));
@@ -424,6 +438,10 @@ impl<'a> Fields<'a> {
     }
 
     fn parse(mut self) -> Result<Frame, DecodeError> {
+        if let Some(frame) = self.parse_room()? {
+            self.end()?;
+            return Ok(frame);
+        }
         let frame = match self.frame_type {
             FrameType::Hello => {
                 if self.take::<4>()? != HELLO_MAGIC {
@@ -523,6 +541,15 @@ impl<'a> Fields<'a> {
                 body: self.message_body()?,
             }),
             FrameType::Released => Frame::Released(self.short_text()?),
+            FrameType::Join
+            | FrameType::Room
+            | FrameType::Members
+            | FrameType::Said
+            | FrameType::RoomNews
+            | FrameType::Part
+            | FrameType::RoomAdmin
+            | FrameType::Rooms
+            | FrameType::RoomList => return Err(self.malformed("room frame")),
             FrameType::Error => {
                 let code = ErrorCode::from_u16(self.u16()?);
                 let fatal = self.flag("fatal flag is not 0 or 1")?;
@@ -537,6 +564,9 @@ impl<'a> Fields<'a> {
         Ok(frame)
     }
 }
+
+#[path = "room_codec.rs"]
+pub(crate) mod room;
 
 #[cfg(test)]
 #[path = "codec_tests.rs"]

@@ -119,6 +119,105 @@ fn all_kinds() -> Vec<Frame> {
         Frame::ChatWith("Nick2".into()),
         Frame::WaitingFor("Nick2".into()),
     ]
+    .into_iter()
+    .chain(room_kinds())
+    .collect()
+}
+
+fn room_kinds() -> Vec<Frame> {
+    use crate::{MemberEntry, NewsKind, RoomAction, RoomEntry, RoomInfo, RoomMessage, RoomNews};
+    vec![
+        Frame::Join("Café".into()),
+        Frame::Part,
+        Frame::Rooms,
+        Frame::Room(RoomInfo {
+            room: "Café".into(),
+            owner: "Зоя".into(),
+            invite_only: true,
+            last_seq: 9,
+            read_through: 4,
+            last_from_you: 3,
+            last_id_from_you: [3; 16],
+        }),
+        Frame::Members {
+            more: true,
+            entries: vec![
+                MemberEntry {
+                    nick: "Nick1".into(),
+                    key: [1; 32],
+                    online: true,
+                },
+                MemberEntry {
+                    nick: "Зоя".into(),
+                    key: [2; 32],
+                    online: false,
+                },
+            ],
+        },
+        Frame::Members {
+            more: false,
+            entries: Vec::new(),
+        },
+        Frame::Said(RoomMessage {
+            seq: 5,
+            sent_ms: 1_700_000_000_000,
+            id: [5; 16],
+            author: "Nick1".into(),
+            body: vec![2, 0x11, 9],
+        }),
+        Frame::RoomNews(RoomNews {
+            kind: NewsKind::Banned,
+            nick: "Nick2".into(),
+            key: [0; 32],
+        }),
+        Frame::RoomAdmin {
+            action: RoomAction::Kick,
+            nick: "Nick2".into(),
+        },
+        Frame::RoomList {
+            total: 2,
+            entries: vec![RoomEntry {
+                room: "lobby".into(),
+                members: 3,
+                online: 1,
+                invite_only: false,
+                member: true,
+            }],
+        },
+    ]
+}
+
+#[test]
+fn a_said_frame_written_from_fields_decodes_to_the_same_message() {
+    let mut out = Vec::new();
+    crate::write_said(&mut out, 7, 11, &[4; 16], "Зоя", b"body");
+    assert_eq!(out.len(), crate::said_len("Зоя", 4));
+    let expected = Frame::Said(crate::RoomMessage {
+        seq: 7,
+        sent_ms: 11,
+        id: [4; 16],
+        author: "Зоя".into(),
+        body: b"body".to_vec(),
+    });
+    assert_eq!(decode(&out, MAX), Ok(Some((expected, out.len()))));
+}
+
+#[test]
+fn room_frames_with_bad_fields_are_skippable() {
+    // Unknown news kind, author longer than the frame, a flag that is not 0 or 1.
+    for payload in [
+        vec![0x21, 99],
+        vec![
+            0x20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+            11, 12, 13, 14, 15, 16, 200, b'x',
+        ],
+        vec![0x1F, 2],
+    ] {
+        let mut bytes = (payload.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&payload);
+        let err = decode(&bytes, MAX).unwrap_err();
+        assert_eq!(err.skip_len(), Some(bytes.len()), "{err}");
+    }
 }
 
 #[test]

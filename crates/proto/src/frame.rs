@@ -216,6 +216,40 @@ pub enum Frame {
     /// forwards it to the companion if connected, byte for byte, and keeps nothing: files are
     /// not history.
     Chunk(FileChunk),
+    /// C→S: join (or create) this room; the connection's messages go to it from now on.
+    Join(String),
+    /// S→C, answer to `Join`: where the client stands in the room. `Members` follows, then the
+    /// messages it missed as `Said`.
+    Room(crate::RoomInfo),
+    /// S→C: the room's members; `more`: another `Members` frame continues the list.
+    Members {
+        /// Another `Members` frame follows.
+        more: bool,
+        /// Members, in the order they joined.
+        entries: Vec<crate::MemberEntry>,
+    },
+    /// S→C: one message of the room, from any member but the client.
+    Said(crate::RoomMessage),
+    /// S→C: someone came or went, or the room's rules changed.
+    RoomNews(crate::RoomNews),
+    /// C→S: leave the current room for good (the relay answers as for `ChatWith("")`).
+    Part,
+    /// C→S: an owner's order: invite, kick, ban, unban, invite-only on or off.
+    RoomAdmin {
+        /// What to do.
+        action: crate::RoomAction,
+        /// To whom (empty for `InviteOnly` and `Open`).
+        nick: String,
+    },
+    /// C→S: which rooms are there?
+    Rooms,
+    /// S→C: answer to `Rooms`: the open rooms and the client's own, up to 100.
+    RoomList {
+        /// How many such rooms there are, including those not listed.
+        total: u32,
+        /// The rooms, most members first.
+        entries: Vec<crate::RoomEntry>,
+    },
     /// S→C: something the client sent was refused.
     Error {
         /// What went wrong, machine-readable.
@@ -322,6 +356,24 @@ byte_enum! {
         Released = 0x1B,
         /// `Frame::Chunk`.
         Chunk = 0x1C,
+        /// `Frame::Join`.
+        Join = 0x1D,
+        /// `Frame::Room`.
+        Room = 0x1E,
+        /// `Frame::Members`.
+        Members = 0x1F,
+        /// `Frame::Said`.
+        Said = 0x20,
+        /// `Frame::RoomNews`.
+        RoomNews = 0x21,
+        /// `Frame::Part`.
+        Part = 0x22,
+        /// `Frame::RoomAdmin`.
+        RoomAdmin = 0x23,
+        /// `Frame::Rooms`.
+        Rooms = 0x24,
+        /// `Frame::RoomList`.
+        RoomList = 0x25,
     }
 }
 
@@ -398,6 +450,16 @@ pub enum ErrorCode {
     NotDelivered,
     /// A `Chunk` reaches past the relay's file size limit.
     FileTooLarge,
+    /// `Join` refused: banned, not invited to an invite-only room, the room is full, or the
+    /// client is in as many rooms as the relay allows.
+    RoomRefused,
+    /// A `RoomAdmin` from someone who does not own the room.
+    NotOwner,
+    /// A room frame (`Part`, `RoomAdmin`) from a client that is not in a room, or about a
+    /// nickname that is not a member.
+    NotInRoom,
+    /// The room name breaks the naming rules (those of nicknames).
+    RoomInvalid,
     /// A code this version does not know (kept so newer relays can add codes).
     Other(u16),
 }
@@ -428,6 +490,10 @@ impl ErrorCode {
             Self::TooManyConnections => 20,
             Self::NotDelivered => 21,
             Self::FileTooLarge => 22,
+            Self::RoomRefused => 23,
+            Self::NotOwner => 24,
+            Self::NotInRoom => 25,
+            Self::RoomInvalid => 26,
             Self::Other(code) => code,
         }
     }
@@ -457,6 +523,10 @@ impl ErrorCode {
             20 => Self::TooManyConnections,
             21 => Self::NotDelivered,
             22 => Self::FileTooLarge,
+            23 => Self::RoomRefused,
+            24 => Self::NotOwner,
+            25 => Self::NotInRoom,
+            26 => Self::RoomInvalid,
             other => Self::Other(other),
         }
     }
@@ -494,6 +564,15 @@ impl Frame {
             Self::Release => FrameType::Release,
             Self::Released(_) => FrameType::Released,
             Self::Chunk(_) => FrameType::Chunk,
+            Self::Join(_) => FrameType::Join,
+            Self::Room(_) => FrameType::Room,
+            Self::Members { .. } => FrameType::Members,
+            Self::Said(_) => FrameType::Said,
+            Self::RoomNews(_) => FrameType::RoomNews,
+            Self::Part => FrameType::Part,
+            Self::RoomAdmin { .. } => FrameType::RoomAdmin,
+            Self::Rooms => FrameType::Rooms,
+            Self::RoomList { .. } => FrameType::RoomList,
         }
     }
 }

@@ -8,7 +8,9 @@ mod codec;
 mod file_name;
 mod frame;
 mod nick;
+mod room;
 
+pub use codec::room::{said_len, write_said, SAID_HEAD};
 pub use codec::{
     decode, encode, encode_to_bytes, encode_to_vec, message_id, message_seq, peek_header,
     stamp_message, DecodeError, Header, CHUNK_HEAD, HEADER_LEN, MESSAGE_HEAD,
@@ -20,6 +22,9 @@ pub use frame::{
     Signature, LOGIN_CONTEXT,
 };
 pub use nick::{fold_nick, validate_nick, NickError, MAX_NICK_BYTES, MAX_NICK_CHARS};
+pub use room::{
+    validate_room, MemberEntry, NewsKind, RoomAction, RoomEntry, RoomInfo, RoomMessage, RoomNews,
+};
 
 /// Protocol version spoken by this crate, sent in `Hello` and `Welcome`.
 pub const PROTOCOL_VERSION: u16 = 3;
