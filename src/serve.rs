@@ -64,6 +64,15 @@ pub(crate) struct ServerArgs {
     /// never stored).
     #[arg(long, value_name = "BYTES", default_value_t = p2pchat_server::DEFAULT_MAX_FILE)]
     max_file: u64,
+    /// Members one room may have.
+    #[arg(long, value_name = "N", default_value_t = p2pchat_server::DEFAULT_MAX_ROOM_MEMBERS)]
+    max_room_members: usize,
+    /// Rooms one nickname may be a member of.
+    #[arg(long, value_name = "N", default_value_t = p2pchat_server::DEFAULT_MAX_ROOMS_PER_USER)]
+    max_rooms_per_user: usize,
+    /// Rooms the relay keeps; creating more is refused.
+    #[arg(long, value_name = "N", default_value_t = p2pchat_server::DEFAULT_MAX_ROOMS)]
+    max_rooms: usize,
     /// Delete stored messages older than this, e.g. 30d or 12h [default: keep everything]
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "no_history")]
     retention: Option<Duration>,
@@ -114,6 +123,14 @@ pub(crate) async fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 owners_file.display()
             )
         })?;
+    let rooms_file = data_dir.join("rooms");
+    let limits = p2pchat_server::RoomLimits {
+        members: args.max_room_members.max(1),
+        per_user: args.max_rooms_per_user.max(1),
+        rooms: args.max_rooms.max(1),
+    };
+    let rooms = p2pchat_server::Rooms::open(&rooms_file, limits)
+        .with_context(|| format!("Could not open the rooms in {}", rooms_file.display()))?;
     let store = open_store(&args, &data_dir).await?;
     let display = p2pchat_client::host_port(&args.host, args.port);
     let listener = p2pchat_server::bind(&args.host, args.port)
@@ -127,7 +144,7 @@ pub(crate) async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     log_budget(files, max_connections);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    p2pchat_server::run(listener, config, store, owners, shutdown).await;
+    p2pchat_server::run(listener, config, store, owners, rooms, shutdown).await;
     Ok(())
 }
 

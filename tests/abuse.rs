@@ -89,6 +89,7 @@ impl Relay {
             config,
             None,
             Owners::in_memory(1000),
+            p2pchat_server::Rooms::in_memory(Default::default()),
             shutdown.clone(),
         );
         let task = Some(runtime.spawn(run));

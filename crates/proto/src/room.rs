@@ -121,6 +121,8 @@ wire_enum! {
         InviteOnly = 7,
         /// The owner opened the room to anyone.
         Open = 8,
+        /// The owner left the room; this member (the longest-standing one) owns it now.
+        Owner = 9,
     }
 }
 

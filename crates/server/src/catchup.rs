@@ -8,6 +8,8 @@ use p2pchat_store::{StoreError, StoredMessage};
 
 use crate::conversation::Conversation;
 use crate::relay::{Job, Route};
+use crate::room_relay::said_frames;
+use crate::rooms::Room;
 use crate::session::Session;
 
 /// Missed messages read from the store at a time (and at most this many bytes of them).
@@ -17,11 +19,38 @@ const REPLAY_BYTES: usize = 1 << 20;
 /// Most messages one `History` answer carries.
 pub(crate) const MAX_HISTORY: usize = 200;
 
-/// Missed messages still to send: those of `from` with `after < seq <= through`.
+/// Whose missed messages a replay sends.
+pub(crate) enum Source {
+    /// A pair's: those of the companion `from`, as stored.
+    Pair {
+        conv: Arc<Conversation>,
+        from: Arc<str>,
+    },
+    /// A room's: everyone's but `me`'s, as `Said` frames.
+    Room { room: Arc<Room>, me: Arc<str> },
+}
+
+impl Source {
+    fn key(&self) -> Arc<str> {
+        match self {
+            Self::Pair { conv, .. } => conv.key.clone(),
+            Self::Room { room, .. } => room.key.clone(),
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Pair { conv: a, .. }, Self::Pair { conv: b, .. }) => Arc::ptr_eq(a, b),
+            (Self::Room { room: a, .. }, Self::Room { room: b, .. }) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Missed messages still to send: those of `source` with `after < seq <= through`.
 pub(crate) struct Replay {
     pub(crate) serial: u64,
-    conv: Arc<Conversation>,
-    from: Arc<str>,
+    source: Source,
     after: u64,
     pub(crate) through: u64,
     /// The first read waits for the store to commit everything numbered before it.
@@ -38,12 +67,13 @@ impl Session {
         after: u64,
         through: u64,
     ) {
+        self.replay_from(Source::Pair { conv, from }, after, through);
+    }
+
+    /// Queues a replay of `source`'s messages after `after` through `through`.
+    pub(crate) fn replay_from(&mut self, source: Source, after: u64, through: u64) {
         let backlog = self.backlog();
-        if let Some(pending) = backlog
-            .replays
-            .iter_mut()
-            .find(|r| Arc::ptr_eq(&r.conv, &conv))
-        {
+        if let Some(pending) = backlog.replays.iter_mut().find(|r| r.source.same(&source)) {
             pending.through = pending.through.max(through);
             return;
         }
@@ -51,8 +81,7 @@ impl Session {
         let serial = backlog.replay_serial;
         backlog.replays.push_back(Replay {
             serial,
-            conv,
-            from,
+            source,
             after,
             through,
             first: true,
@@ -77,7 +106,7 @@ impl Session {
         replay.reading = true;
         let (first, after, through) = (replay.first, replay.after, replay.through);
         replay.first = false;
-        let key = replay.conv.key.clone();
+        let key = replay.source.key();
         let serial = replay.serial;
         self.spawn(async move {
             let read = async {
@@ -103,7 +132,7 @@ impl Session {
             backlog.replays.pop_front();
         }
         if !self.replaying() {
-            if !matches!(self.route, Route::Claimed { .. }) {
+            if !self.route.claimed() {
                 self.release_deferred();
             }
         } else {
@@ -129,10 +158,19 @@ impl Session {
             return;
         };
         replay.after = last;
-        let (done, from) = (last >= replay.through, replay.from.clone());
-        for message in messages {
-            if *message.sender == *from {
-                self.reply_bytes(message.frame);
+        let done = last >= replay.through;
+        match &replay.source {
+            Source::Pair { from, .. } => {
+                let from = from.clone();
+                for message in messages {
+                    if *message.sender == *from {
+                        self.reply_bytes(message.frame);
+                    }
+                }
+            }
+            Source::Room { room, me } => {
+                let frames = said_frames(room, me, &messages);
+                self.reply_bytes(frames);
             }
         }
         if done {
@@ -191,6 +229,10 @@ impl Session {
 
     /// `Received`: the client has everything through `seq`; its companion hears of it.
     pub(crate) fn received(&mut self, seq: u64) {
+        if let Route::Room { room, .. } = &self.route {
+            let room = room.clone();
+            return self.room_received(&room, seq);
+        }
         // Also while the conversation is being rejoined, or just after it was left (the
         // companion went while the receipt was on its way): it is about messages the client
         // already has.

@@ -39,6 +39,11 @@ pub enum Note<P> {
     },
     /// No companion yet: the member waits for this particular one to be free.
     WaitingFor(String),
+    /// Sent by a room, not the hub: the member reads too slowly for the room it is in; its
+    /// connection is closed (it catches up from the store when it comes back).
+    TooSlow,
+    /// Sent by a room, not the hub: the owner removed the member (kick, ban).
+    RemovedFromRoom,
     /// The companion went away; a `Waiting`, `WaitingFor` or `Paired` note follows.
     CompanionLeft {
         /// The companion's nickname.
@@ -66,6 +71,8 @@ pub enum Joined {
         /// The companion's nickname.
         companion: String,
     },
+    /// In a room: not paired with anyone, and nobody is paired with them.
+    Aside,
 }
 
 /// Whom a member wants to chat with: a folded nickname for comparing, and the name as typed.
@@ -98,6 +105,8 @@ struct Member<P> {
     /// `wants` was set by the hub because the companion's connection was lost, not by the
     /// member: it lasts until they are together again.
     waits_for_lost: bool,
+    /// In a room: out of pairing until they ask for a companion again (`chat_with`).
+    aside: bool,
 }
 
 struct State<P> {
@@ -166,6 +175,7 @@ impl<P: Peer> Hub<P> {
             wants,
             token: [0; 16],
             resume: None,
+            aside: false,
         };
         self.claim(id, peer, claim).map(|(joined, _)| joined)
     }
@@ -211,8 +221,12 @@ impl<P: Peer> Hub<P> {
                 companion: None,
                 wants,
                 waits_for_lost: false,
+                aside: claim.aside,
             },
         );
+        if claim.aside {
+            return Ok((Joined::Aside, false));
+        }
         Ok((state.pair_or_wait(id), false))
     }
 
@@ -247,6 +261,7 @@ impl<P: Peer> Hub<P> {
         me.companion = None;
         me.wants = wants;
         me.waits_for_lost = false;
+        me.aside = false;
         let my_nick = me.nick.clone();
         // The member who asked is served first, then the one it left goes back to the queue
         // (which could otherwise take the very companion that was asked for).
@@ -257,13 +272,31 @@ impl<P: Peer> Hub<P> {
         Ok(joined)
     }
 
+    /// Member `id` goes into a room: it leaves its companion (who is told and goes back to the
+    /// queue) and stays out of pairing until `chat_with`.
+    pub fn step_aside(&self, id: SessionId) {
+        let mut state = self.lock();
+        state.unqueue(id);
+        let Some(me) = state.members.get_mut(&id) else {
+            return;
+        };
+        let current = me.companion.take();
+        me.wants = None;
+        me.waits_for_lost = false;
+        me.aside = true;
+        let my_nick = me.nick.clone();
+        if let Some(companion) = current {
+            state.release(companion, my_nick, LeftReason::Quit);
+        }
+    }
+
     /// How many members are online, and the first `limit` of them with whether they chat.
     pub fn online(&self, limit: usize) -> (usize, Vec<(String, bool)>) {
         let state = self.lock();
         let mut listed: Vec<(SessionId, String, bool)> = state
             .members
             .iter()
-            .map(|(id, m)| (*id, m.nick.clone(), m.companion.is_some()))
+            .map(|(id, m)| (*id, m.nick.clone(), m.companion.is_some() || m.aside))
             .collect();
         listed.sort_unstable_by_key(|(id, _, _)| *id);
         listed.truncate(limit);
@@ -331,7 +364,12 @@ impl<P: Peer> State<P> {
         let companion = member.companion;
         let wants = member.wants.clone();
         let my_peer = member.peer.clone();
+        let aside = member.aside;
         self.members.insert(id, member);
+        if aside {
+            // The new connection says which room it is in.
+            return Joined::Aside;
+        }
         if let Some(companion) = companion.and_then(|c| self.members.get_mut(&c)) {
             companion.companion = Some(id);
             let nick = companion.nick.clone();
@@ -392,7 +430,7 @@ impl<P: Peer> State<P> {
         let me_key = self.members.get(&id)?.key.clone();
         let other = self.members.get(&target)?;
         let willing = other.wants.as_ref().is_none_or(|w| w.key == me_key);
-        if target == id || other.companion.is_some() || !willing {
+        if target == id || other.companion.is_some() || other.aside || !willing {
             return None;
         }
         self.unqueue(target);
@@ -494,6 +532,8 @@ pub struct Claim<'a> {
     pub token: ResumeToken,
     /// The token presented to take over the nickname's current session, if any.
     pub resume: Option<ResumeToken>,
+    /// The session goes into a room: it is not paired.
+    pub aside: bool,
 }
 
 /// Compares two secrets in time that does not depend on where they differ.

@@ -28,6 +28,8 @@ impl Peer for Screen {
             Note::NickAccepted { nick, .. } => format!("nick {nick}"),
             Note::Replaced => "replaced".to_owned(),
             Note::CompanionHere => "companion here".to_owned(),
+            Note::TooSlow => "too slow".to_owned(),
+            Note::RemovedFromRoom => "removed".to_owned(),
             Note::Waiting => "waiting".to_owned(),
             Note::Paired { companion, nick } => format!("paired {nick} via {}", companion.name),
             Note::CompanionLeft { nick, reason } => format!("left {nick} {reason:?}"),
@@ -289,6 +291,7 @@ fn claim(nick: &'static str, token: u8, resume: Option<u8>) -> Claim<'static> {
         wants: None,
         token: [token; 16],
         resume: resume.map(|r| [r; 16]),
+        aside: false,
     }
 }
 
@@ -355,5 +358,32 @@ fn a_lost_companion_is_waited_for_when_conversations_are_kept() {
     assert_eq!(
         a.take(),
         ["paired B via b2", "left B Quit", "paired C via c"]
+    );
+}
+
+#[test]
+fn a_member_in_a_room_is_out_of_pairing_until_it_asks_again() {
+    let hub = Hub::new();
+    let (a, b, c) = (Screen::new("a"), Screen::new("b"), Screen::new("c"));
+    hub.join(1, "A", a.clone(), None).unwrap();
+    hub.join(2, "B", b.clone(), None).unwrap();
+    b.take();
+    hub.step_aside(1);
+    assert_eq!(b.take(), ["left A Quit", "waiting"]);
+    assert_eq!(
+        hub.join(3, "C", c.clone(), None),
+        Ok(Joined::Paired {
+            companion: "B".into()
+        })
+    );
+    // Nobody is paired with a member in a room, even by name.
+    hub.chat_with(3, Some("A")).unwrap();
+    assert_eq!(c.take().last().map(String::as_str), Some("waiting for A"));
+    a.take();
+    assert_eq!(
+        hub.chat_with(1, None),
+        Ok(Joined::Paired {
+            companion: "C".into()
+        })
     );
 }

@@ -224,6 +224,38 @@ impl Session {
                 Ok(())
             }
             (Phase::Joined, Frame::ChatWith(target)) => self.chat_with(target),
+            (Phase::Nick, Frame::Join(room)) => {
+                match p2pchat_proto::validate_room(&room) {
+                    Err(err) => {
+                        let text = format!("cannot join {room:?}: {err}").replace("nickname", "room name");
+                        self.reply_error(ErrorCode::RoomInvalid, text);
+                    }
+                    Ok(()) => self.room_wanted = Some(room),
+                }
+                Ok(())
+            }
+            (Phase::Joined, Frame::Join(room)) => {
+                match p2pchat_proto::validate_room(&room) {
+                    Err(err) => {
+                        let text = format!("cannot join {room:?}: {err}").replace("nickname", "room name");
+                        self.reply_error(ErrorCode::RoomInvalid, text);
+                    }
+                    Ok(()) => self.join_room(room),
+                }
+                Ok(())
+            }
+            (Phase::Joined, Frame::Part) => {
+                self.part();
+                self.absorb_mailbox()
+            }
+            (Phase::Joined, Frame::RoomAdmin { action, nick }) => {
+                self.room_admin(action, nick);
+                self.absorb_mailbox()
+            }
+            (Phase::Joined, Frame::Rooms) => {
+                self.list_rooms();
+                Ok(())
+            }
             (Phase::Joined, Frame::Received(seq)) => {
                 self.received(seq);
                 Ok(())
@@ -332,6 +364,7 @@ impl Session {
             wants: wants.as_deref(),
             token,
             resume,
+            aside: self.room_wanted.is_some(),
         };
         match self.shared.hub.claim(self.id, self.mailbox.clone(), claim) {
             Ok((joined, replaced)) => {
@@ -342,7 +375,11 @@ impl Session {
                 log_joined(&nick, &joined);
                 // Act on our own notes now: the frames after `Nick` in this read are messages
                 // that must already see the new phase and companion.
-                self.absorb_mailbox()
+                self.absorb_mailbox()?;
+                if let Some(room) = self.room_wanted.take() {
+                    self.join_room(room);
+                }
+                Ok(())
             }
             Err(err) => {
                 info!("🚫 {} nickname {nick:?} rejected: {err}", self.who);
@@ -436,5 +473,6 @@ fn log_joined(nick: &str, joined: &Joined) {
         Joined::Paired { companion } => log_pairing(companion, nick),
         Joined::Waiting => info!("⏳ {nick} is waiting for a companion"),
         Joined::WaitingFor(wanted) => info!("🎯 {nick} is waiting for {wanted}"),
+        Joined::Aside => {}
     }
 }

@@ -10,6 +10,7 @@
 
 mod backlog;
 mod catchup;
+mod changelog;
 mod conversation;
 mod held;
 pub mod hub;
@@ -21,6 +22,8 @@ mod owners;
 mod relay;
 mod report;
 mod retention;
+mod room_relay;
+mod rooms;
 mod session;
 mod transport;
 mod wire;
@@ -31,6 +34,10 @@ use p2pchat_proto::DEFAULT_MAX_MESSAGE;
 
 pub use listener::{bind, raise_open_files_limit, run};
 pub use owners::{OwnerError, Owners, DEFAULT_MAX_OWNERS};
+pub use rooms::{
+    RoomError, RoomLimits, Rooms, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOMS_PER_USER,
+    DEFAULT_MAX_ROOM_MEMBERS,
+};
 
 use crate::conversation::Conversations;
 use crate::hub::Hub;
@@ -123,4 +130,5 @@ pub(crate) struct Shared {
     hub: Hub<Link>,
     conversations: Conversations,
     owners: Owners,
+    rooms: Rooms,
 }

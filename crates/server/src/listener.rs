@@ -15,7 +15,7 @@ use p2pchat_store::Store;
 use crate::conversation::Conversations;
 use crate::hub::Hub;
 use crate::limits::{LogBudget, PerAddress};
-use crate::{report, retention, session, transport, Config, Owners, Shared};
+use crate::{report, retention, session, transport, Config, Owners, Rooms, Shared};
 
 /// How long shutdown waits for sessions to flush before the relay exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -73,12 +73,13 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
 /// Serves clients on `listener` until `shutdown` is cancelled, then tells every client, lets
 /// sessions flush for at most `SHUTDOWN_GRACE`, and returns. With a `store`, conversations are
 /// kept there and survive disconnects and restarts; without, messages are only relayed live.
-/// `owners` says which identity key owns which nickname.
+/// `owners` says which identity key owns which nickname; `rooms` holds the rooms.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     store: Option<Store>,
     owners: Owners,
+    rooms: Rooms,
     shutdown: CancellationToken,
 ) {
     info!("🟢 Waiting for 2 clients to connect...");
@@ -97,6 +98,7 @@ pub async fn run(
         hub,
         conversations: Conversations::new(store),
         owners,
+        rooms,
     });
     let sessions = TaskTracker::new();
     let mut refusals = Refusals {

@@ -139,8 +139,8 @@ impl Peer for Link {
                 nick: nick.clone(),
                 token: *token,
             },
-            // Sent through `nudge`, never by the hub.
-            Note::CompanionHere => return,
+            // Sent through `nudge`, `too_slow` and `removed_from_room`, never by the hub.
+            Note::CompanionHere | Note::TooSlow | Note::RemovedFromRoom => return,
             Note::Replaced => Frame::Error {
                 code: ErrorCode::Replaced,
                 fatal: true,
@@ -169,11 +169,25 @@ impl Mailbox {
 
     /// Tells the owner that its companion's session has joined their conversation.
     pub fn nudge(&self) {
+        self.note(Note::CompanionHere);
+    }
+
+    /// Tells the owner it reads too slowly for its room (its mailbox is full).
+    pub fn too_slow(&self) {
+        self.note(Note::TooSlow);
+    }
+
+    /// Tells the owner the room's owner removed it, with the news frame saying so.
+    pub fn removed_from_room(&self, news: Bytes) {
+        self.push(news, Some(Note::RemovedFromRoom));
+    }
+
+    fn note(&self, note: Note<Link>) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.notes.push_back(Note::CompanionHere);
+        state.notes.push_back(note);
         drop(state);
         self.wake.notify_one();
     }

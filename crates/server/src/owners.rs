@@ -6,23 +6,20 @@
 //! relay starts. Nicknames are compared folded, as everywhere else.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::io;
+use std::path::Path;
 use std::sync::Mutex;
 
 use p2pchat_proto::{fold_nick, PublicKey};
 use p2pchat_secure::{from_hex, to_hex};
 use tracing::warn;
 
+use crate::changelog::{read_text, ChangeLog};
 use crate::lock;
 
 /// Most nicknames the relay keeps owners for; registering beyond it is refused (an identity
 /// can register many nicknames, and the table must not grow without limit).
 pub const DEFAULT_MAX_OWNERS: usize = 1_000_000;
-/// Changes waiting for the file's writer thread before a login waits for it.
-const LOG_QUEUE: usize = 4096;
 
 /// Why a nickname cannot be had with a key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +36,7 @@ pub enum OwnerError {
 pub struct Owners {
     table: Mutex<HashMap<String, PublicKey>>,
     max: usize,
-    log: Option<SyncSender<String>>,
+    log: Option<ChangeLog>,
 }
 
 impl Owners {
@@ -60,13 +57,7 @@ impl Owners {
         for (nick, key) in &table {
             compacted.push_str(&register_line(key, nick));
         }
-        p2pchat_secure::files::write_private(path, compacted.as_bytes())?;
-        let file = std::fs::OpenOptions::new().append(true).open(path)?;
-        let (log, changes) = sync_channel(LOG_QUEUE);
-        let path = path.to_path_buf();
-        std::thread::Builder::new()
-            .name("owners-log".into())
-            .spawn(move || write_log(file, path, changes))?;
+        let log = ChangeLog::open(path, &compacted, "nickname owners")?;
         Ok(Self {
             table: Mutex::new(table),
             max,
@@ -110,8 +101,7 @@ impl Owners {
 
     fn record(&self, line: String) {
         if let Some(log) = &self.log {
-            // Only fails once the writer thread has died, which it has already logged.
-            let _ = log.send(line);
+            log.record(line);
         }
     }
 }
@@ -121,11 +111,7 @@ fn register_line(key: &PublicKey, folded: &str) -> String {
 }
 
 fn read_log(path: &Path) -> io::Result<HashMap<String, PublicKey>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(err) => return Err(err),
-    };
+    let text = read_text(path)?;
     let mut table = HashMap::new();
     for line in text.lines() {
         let mut words = line.split(' ');
@@ -145,29 +131,10 @@ fn read_log(path: &Path) -> io::Result<HashMap<String, PublicKey>> {
     Ok(table)
 }
 
-/// Appends changes as they come, syncing after each burst, until the relay drops `Owners`.
-fn write_log(file: File, path: PathBuf, changes: Receiver<String>) {
-    let mut out = BufWriter::new(file);
-    while let Ok(line) = changes.recv() {
-        let mut result = out.write_all(line.as_bytes());
-        while let (Ok(()), Ok(line)) = (&result, changes.try_recv()) {
-            result = out.write_all(line.as_bytes());
-        }
-        let result = result
-            .and_then(|()| out.flush())
-            .and_then(|()| out.get_ref().sync_data());
-        if let Err(err) = result {
-            warn!(
-                "⚠️ cannot record nickname owners in {}: {err}",
-                path.display()
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn the_first_key_owns_a_nickname_until_it_releases_it() {

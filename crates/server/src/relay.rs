@@ -19,6 +19,7 @@ use tracing::debug;
 use crate::conversation::Conversation;
 use crate::mailbox::{Link, Refused};
 use crate::report::End;
+use crate::rooms::Room;
 use crate::session::Session;
 
 /// Where a session's messages go.
@@ -48,6 +49,38 @@ pub(crate) enum Route {
         conv: Arc<Conversation>,
         side: usize,
     },
+    /// In a room (`room_relay`). `live_after`: as for `Claimed`, while the client has not been
+    /// told where it stands yet (`None` once it has).
+    Room {
+        room: Arc<Room>,
+        live_after: Option<u64>,
+    },
+}
+
+impl Route {
+    /// Messages are numbered and forwarded as they come.
+    pub(crate) fn live(&self) -> bool {
+        matches!(
+            self,
+            Self::In { .. }
+                | Self::Room {
+                    live_after: None,
+                    ..
+                }
+        )
+    }
+
+    /// The route is claimed but the client not told yet: frames for it wait.
+    pub(crate) fn claimed(&self) -> bool {
+        matches!(
+            self,
+            Self::Claimed { .. }
+                | Self::Room {
+                    live_after: Some(_),
+                    ..
+                }
+        )
+    }
 }
 
 /// What a background job brings back to its session.
@@ -71,10 +104,20 @@ pub(crate) enum Job {
         limit: usize,
         result: Result<Vec<StoredMessage>, StoreError>,
     },
+    /// A room was found or created, and its numbering read from the store.
+    RoomOpened {
+        generation: u64,
+        result: Result<Arc<Room>, crate::room_relay::OpenError>,
+    },
+    /// Everything numbered in the room before the client entered it is committed.
+    RoomSettled {
+        generation: u64,
+        result: Result<(), StoreError>,
+    },
 }
 
 /// What became of a run that could not be numbered.
-enum Unsent {
+pub(crate) enum Unsent {
     /// Nobody can receive it yet and nothing stores it: keep it for the companion.
     Hold(Bytes),
     /// Wait (the conversation is opening, or the store is full), then try again.
@@ -102,8 +145,15 @@ impl Session {
     fn send_run(&mut self, mut run: BytesMut) -> Result<(), Unsent> {
         let (conv, side) = match &self.route {
             Route::In { conv, side } => (conv.clone(), *side),
+            Route::Room {
+                room,
+                live_after: None,
+            } => {
+                let room = room.clone();
+                return self.send_room_run(&room, run);
+            }
             Route::Anyone { .. } => return Err(Unsent::Hold(run.freeze())),
-            Route::Opening { .. } | Route::Claimed { .. } => {
+            Route::Opening { .. } | Route::Claimed { .. } | Route::Room { .. } => {
                 return Err(Unsent::Park(run.freeze()))
             }
         };
@@ -314,11 +364,13 @@ impl Session {
                 self.replay(conv, from, read_through, live_after);
             }
         }
+        self.leave_room();
         let last = match &mut self.route {
             Route::In { conv, side } | Route::Claimed { conv, side, .. } => {
                 Some((conv.clone(), *side))
             }
             Route::Anyone { last } | Route::Opening { last } => last.take(),
+            Route::Room { .. } => None,
         };
         self.route = Route::Anyone { last };
         self.generation += 1;
@@ -405,12 +457,18 @@ impl Session {
 
     /// Sends held messages into the conversation, if anyone can receive or store them.
     pub(crate) fn release_held(&mut self) {
-        let Route::In { conv, side } = &self.route else {
-            return;
+        let receivable = match &self.route {
+            Route::In { conv, side } => {
+                self.shared.conversations.store().is_some()
+                    || conv.lock().companion(*side).is_some()
+            }
+            Route::Room {
+                live_after: None, ..
+            } => true,
+            _ => return,
         };
-        let store = self.shared.conversations.store().is_some();
         let held = self.backlog.as_ref().map_or(0, |b| b.held.count());
-        if held > 0 && (store || conv.lock().companion(*side).is_some()) {
+        if held > 0 && receivable {
             let backlog = self.backlog();
             for (i, run) in backlog.held.take().into_iter().enumerate() {
                 backlog.parked.insert(i, run);
@@ -461,15 +519,28 @@ impl Session {
                 };
                 self.answer_history(messages, limit);
             }
+            Job::RoomOpened { generation, result } if generation == self.generation => {
+                self.room_opened(result)
+            }
+            Job::RoomSettled { generation, result } if generation == self.generation => {
+                match result {
+                    Ok(()) => self.room_settled(),
+                    Err(err) => return Err(self.store_unusable(&err)),
+                }
+            }
             // Started for a route that has changed since.
-            Job::Opened { .. } | Job::Settled { .. } | Job::Replayed { .. } => {}
+            Job::Opened { .. }
+            | Job::Settled { .. }
+            | Job::Replayed { .. }
+            | Job::RoomOpened { .. }
+            | Job::RoomSettled { .. } => {}
         }
         Ok(())
     }
 
     /// The conversation cannot be opened: the store is failing. The client is told (fatally:
     /// it reconnects later) and the session ends.
-    fn store_unusable(&mut self, err: &StoreError) -> End {
+    pub(crate) fn store_unusable(&mut self, err: &StoreError) -> End {
         tracing::warn!("⚠️ {} could not open the conversation: {err}", self.who);
         self.reply(&Frame::Error {
             code: ErrorCode::StoreFailed,
@@ -482,7 +553,7 @@ impl Session {
 
 /// Writes consecutive sequence numbers from `first_seq`, and the relay's clock, into each frame
 /// of `run`; returns how many frames there are and the last one's id.
-fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, MessageId) {
+pub(crate) fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, MessageId) {
     let sent_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -501,7 +572,7 @@ fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, Mess
 }
 
 /// The store's answer for a run, as the sender's `Ack` (or an error) in its mailbox.
-fn ack_when_stored(mailbox: &Link, count: u64, first_seq: u64) -> Done {
+pub(crate) fn ack_when_stored(mailbox: &Link, count: u64, first_seq: u64) -> Done {
     let mailbox = mailbox.clone();
     Box::new(move |result| {
         let frame = match result {

@@ -53,6 +53,8 @@ pub(crate) struct Session {
     pub(crate) phase: Phase,
     /// A companion asked for with `ChatWith` before the nickname.
     pub(crate) wants: Option<String>,
+    /// A room asked for with `Join` before the nickname.
+    pub(crate) room_wanted: Option<String>,
     /// The member's folded nickname, once it has one.
     pub(crate) me: Option<std::sync::Arc<str>>,
     /// Sent in `Welcome`; the login proof is a signature over it (all zero before `Hello`).
@@ -121,6 +123,7 @@ pub async fn serve(
         mailbox: Mailbox::new(shared.config.outbox_bytes()),
         phase: Phase::Hello,
         wants: None,
+        room_wanted: None,
         me: None,
         route: Route::Anyone { last: None },
         generation: 0,
@@ -205,8 +208,7 @@ impl Session {
             let companion_room = backlog
                 .filter(|b| !b.outbound.is_empty())
                 .and_then(|b| b.outbound_to.clone());
-            let store_room = backlog.is_some_and(|b| !b.parked.is_empty())
-                && matches!(self.route, Route::In { .. });
+            let store_room = backlog.is_some_and(|b| !b.parked.is_empty()) && self.route.live();
             let store = match store_room {
                 true => self.shared.conversations.store().cloned(),
                 false => None,
@@ -425,6 +427,18 @@ impl Session {
                 self.phase = Phase::Joined;
             }
             Note::Replaced => return Err(End::Replaced),
+            Note::TooSlow => {
+                self.reply(&Frame::Error {
+                    code: ErrorCode::Timeout,
+                    fatal: true,
+                    text:
+                        "you read too slowly for your room, so the relay closed this connection; \
+                           reconnect to get what you missed"
+                            .into(),
+                });
+                return Err(End::Refused("too slow for the room".into()));
+            }
+            Note::RemovedFromRoom => self.removed_from_room(),
             Note::CompanionHere => self.release_held(),
             Note::Waiting => self.wait_for_anyone(),
             Note::WaitingFor(nick) | Note::Paired { nick, .. } => self.enter(nick),
