@@ -43,6 +43,7 @@ enum Command {
         is end-to-end encrypted to your companion's identity key, so the relay cannot read it. \
         Your own key lives in --identity and owns your nickname on each relay; /verify shows \
         the safety number to compare with your companion, /release gives a nickname up.\n\n\
+        Rooms: --room NAME (or /join NAME) goes into a room of any number of people: everyone         sees every message in the same order, and whoever is away gets what was said when         back. The creator owns it: /invite, /kick, /ban NAME and /invite-only on|off.         /rooms lists rooms, /members who is in yours, /leave leaves it for good.\n\n\
         Files: /send PATH… offers files (a directory: the files in it) to your companion (who \
         must be online); they /accept (saved in --downloads) or /decline each one (or all), and \
         /cancel stops transfers. Files are \
@@ -56,6 +57,7 @@ enum Command {
         Examples:\n  \
         p2pchat client localhost 8888\n  \
         p2pchat client --nick Nick1 --to Nick2 --history 50 localhost 8888\n  \
+        p2pchat client --nick Nick1 --room lobby localhost 8888\n  \
         p2pchat client --ca relay-ca.pem chat.example.org 8888\n  \
         p2pchat client --show-identity\n  \
         p2pchat client --nick Nick1 --to Nick2 --send report.pdf localhost 8888 < /dev/null\n  \
@@ -104,6 +106,10 @@ struct ClientArgs {
     /// whoever comes next.
     #[arg(long, value_name = "NAME")]
     to: Option<String>,
+    /// Go into this room (created if new, owned by you) instead of chatting with one person;
+    /// /join, /leave, /rooms and /members work inside the client too.
+    #[arg(long, value_name = "ROOM", conflicts_with = "to")]
+    room: Option<String>,
     /// Earlier messages to show when a conversation starts (0: none; /history shows more).
     #[arg(long, value_name = "N", default_value_t = 20)]
     history: u32,
@@ -238,6 +244,7 @@ async fn chat(args: ClientArgs) -> anyhow::Result<i32> {
         port,
         nick: args.nick,
         to: args.to,
+        room: args.room,
         history: args.history,
         retry_for: args.retry_for,
         plaintext: args.plaintext,

@@ -38,6 +38,8 @@ mod pausing;
 mod queue;
 #[path = "receiving.rs"]
 mod receiving;
+#[path = "rooming.rs"]
+mod rooming;
 #[path = "typing.rs"]
 mod typing;
 
@@ -142,6 +144,10 @@ pub struct App {
     auto_send: queue::AutoSend,
     /// The exit status once leaving is done (`--send` failing makes it 1).
     exit_code: i32,
+    /// The room this client is in, if any.
+    room: Option<rooming::RoomView>,
+    /// `--room` or `/join`: the room asked for and not answered yet.
+    room_wanted: Option<String>,
 }
 
 impl App {
@@ -198,7 +204,15 @@ impl App {
             send_queue: std::collections::VecDeque::new(),
             auto_send: queue::AutoSend::Off,
             exit_code: 0,
+            room: None,
+            room_wanted: None,
         }
+    }
+
+    /// Goes into room `room` (`--room`) instead of chatting with one companion.
+    pub fn with_room(mut self, room: Option<String>) -> Self {
+        self.room_wanted = room;
+        self
     }
 
     /// The first connection's `Welcome` challenge.
@@ -283,6 +297,13 @@ impl App {
     /// for a nickname.
     pub fn start(&mut self) -> Vec<Effect> {
         let mut effects = Vec::new();
+        if let Some(room) = self.room_wanted.clone() {
+            if let Err(err) = p2pchat_proto::validate_room(&room) {
+                let err = err.to_string().replace("nickname", "room name");
+                return self.fail(format!("❌ --room {}: {err}", printable(&room)));
+            }
+            effects.push(Effect::Send(Frame::Join(room)));
+        }
         if let Some(wanted) = &self.wanted {
             if let Err(err) = validate_nick(wanted) {
                 return self.fail(format!("❌ --to {wanted}: {err}"));

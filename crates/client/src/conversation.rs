@@ -40,6 +40,7 @@ impl App {
 
     pub(super) fn on_waiting(&mut self) -> Vec<Effect> {
         self.enter_phase(Phase::Waiting);
+        self.room = None;
         self.lost_companion = None;
         let mut effects = self.stop_transfers("the conversation ended");
         self.companion = None;
@@ -59,6 +60,7 @@ impl App {
 
     pub(super) fn on_paired(&mut self, nick: &str) -> Vec<Effect> {
         self.enter_phase(Phase::Chatting);
+        self.room = None;
         self.lost_companion = None;
         let mut effects = self.set_companion(nick, true);
         let nick = printable(nick);
@@ -72,6 +74,7 @@ impl App {
 
     pub(super) fn on_waiting_for(&mut self, nick: &str) -> Vec<Effect> {
         self.enter_phase(Phase::Waiting);
+        self.room = None;
         let returning = self.lost_companion.take() == Some(fold_nick(nick));
         let effects = self.set_companion(nick, false);
         let nick = printable(nick);

@@ -86,6 +86,13 @@ impl App {
         if self.link != Link::Up || self.resync.is_some() || self.nick.is_none() {
             return Vec::new();
         }
+        if self.room.is_some() {
+            return self.send_room_unsent();
+        }
+        if self.room_wanted.is_some() {
+            // Typed for the room being joined: they wait for it.
+            return Vec::new();
+        }
         let Some(channel) = &self.channel else {
             return Vec::new();
         };

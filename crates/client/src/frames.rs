@@ -105,11 +105,16 @@ impl App {
             | Frame::Part
             | Frame::RoomAdmin { .. }
             | Frame::Rooms => Vec::new(),
-            Frame::Room(_)
-            | Frame::Members { .. }
-            | Frame::Said(_)
-            | Frame::RoomNews(_)
-            | Frame::RoomList { .. } => Vec::new(),
+            Frame::Room(info) => self.on_room(info),
+            Frame::Members { more, entries } => self.on_members(more, entries),
+            Frame::Said(message) => self.on_said(message),
+            Frame::RoomNews(news) => self.on_room_news(news),
+            Frame::RoomList { total, entries } => {
+                vec![show(
+                    Style::Notice,
+                    super::rooming::rooms_line(total, &entries),
+                )]
+            }
         }
     }
 }

@@ -44,6 +44,16 @@ pub enum Command {
     Decline(Option<String>),
     /// Stop every file transfer under way.
     Cancel,
+    /// Join (or create) this room.
+    Join(String),
+    /// Leave the current room for good.
+    Leave,
+    /// List the rooms.
+    Rooms,
+    /// Show the current room's members.
+    Members,
+    /// An order to the current room (owner only): invite, kick, ban, unban, invite-only.
+    Room(p2pchat_proto::RoomAction, String),
 }
 
 /// Every command with its arguments and one-line help, in the order `/help` shows them.
@@ -99,6 +109,33 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "refuse a file offered to you (or all of them)",
     ),
     ("/cancel", "", "stop the file transfers under way"),
+    (
+        "/join",
+        "ROOM",
+        "go into ROOM (created if new: you own it); /leave leaves it for good",
+    ),
+    ("/rooms", "", "list the open rooms and yours"),
+    (
+        "/members",
+        "",
+        "list the members of your room and who is here",
+    ),
+    (
+        "/invite",
+        "NAME",
+        "room owner: let NAME join (needed once the room is invite-only)",
+    ),
+    ("/kick", "NAME", "room owner: remove NAME from the room"),
+    (
+        "/ban",
+        "NAME",
+        "room owner: remove NAME and keep them out (/unban NAME)",
+    ),
+    (
+        "/invite-only",
+        "on|off",
+        "room owner: only invited people may join, or anyone",
+    ),
     ("/help", "", "show this list"),
 ];
 
@@ -140,6 +177,31 @@ pub fn parse_line(line: &str) -> Input {
             "/accept" => Command::Accept(argument),
             "/decline" => Command::Decline(argument),
             "/cancel" => Command::Cancel,
+            "/join" => match argument {
+                Some(room) => Command::Join(room),
+                None => return Input::Usage("/join ROOM".into()),
+            },
+            "/leave" => Command::Leave,
+            "/rooms" => Command::Rooms,
+            "/members" => Command::Members,
+            "/invite" | "/kick" | "/ban" | "/unban" => {
+                use p2pchat_proto::RoomAction;
+                let action = match word.to_ascii_lowercase().as_str() {
+                    "/invite" => RoomAction::Invite,
+                    "/kick" => RoomAction::Kick,
+                    "/ban" => RoomAction::Ban,
+                    _ => RoomAction::Unban,
+                };
+                match argument {
+                    Some(nick) => Command::Room(action, nick),
+                    None => return Input::Usage(format!("{} NAME", word.to_ascii_lowercase())),
+                }
+            }
+            "/invite-only" => match argument.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("on") => Command::Room(p2pchat_proto::RoomAction::InviteOnly, String::new()),
+                Some("off") => Command::Room(p2pchat_proto::RoomAction::Open, String::new()),
+                _ => return Input::Usage("/invite-only on|off".into()),
+            },
             "/history" => match history_page(argument.as_deref()) {
                 Some(n) => Command::History(n),
                 None => {

@@ -54,6 +54,8 @@ pub struct Options {
     pub nick: Option<String>,
     /// A particular companion to chat with (`--to`).
     pub to: Option<String>,
+    /// A room to go into instead (`--room`).
+    pub room: Option<String>,
     /// Earlier messages shown when a conversation starts (`--history`; 0: none).
     pub history: u32,
     /// How long to keep trying to reconnect after losing the connection (0: exit instead).
@@ -136,6 +138,7 @@ pub async fn run(options: Options) -> i32 {
     .with_challenge(welcome.challenge)
     .with_pins(target.clone(), Box::new(setup.pins))
     .with_companion(options.to.clone())
+    .with_room(options.room.clone())
     .with_history(options.history)
     .with_reconnect(!options.retry_for.is_zero())
     .with_stored_history(welcome.stored_history)

@@ -58,6 +58,10 @@ impl App {
             ErrorCode::BadProof if self.phase == Phase::NickSent => self.nick_refused_with(format!(
                 "❌ The server could not verify your identity key's signature ({text}); try again"
             )),
+            ErrorCode::RoomRefused
+            | ErrorCode::RoomInvalid
+            | ErrorCode::NotOwner
+            | ErrorCode::NotInRoom => self.on_room_error(code, &text),
             ErrorCode::RateLimited => vec![show(
                 Style::Notice,
                 format!("🐢 The server is slowing you down: {text}"),
@@ -135,8 +139,16 @@ impl App {
         self.stored_history = stored_history;
         self.link = Link::Up;
         let mut effects = Vec::new();
-        let target = self.companion.clone().or_else(|| self.wanted.clone());
-        if let Some(target) = &target {
+        let room = self.room.as_ref().map(|r| r.name.clone());
+        let room = room.or_else(|| self.room_wanted.clone());
+        let target = match &room {
+            Some(room) => {
+                effects.push(Effect::Send(Frame::Join(room.clone())));
+                Some(room.clone())
+            }
+            None => self.companion.clone().or_else(|| self.wanted.clone()),
+        };
+        if let (Some(target), None) = (&target, &room) {
             effects.push(Effect::Send(Frame::ChatWith(target.clone())));
         }
         match (&self.nick, self.token) {

@@ -31,6 +31,8 @@ pub struct Batch {
     pub lines: Vec<String>,
     /// A file transfer's control message, sent alone.
     pub file: Option<FileControl>,
+    /// An envelope sealed already (a room's sender key for its members), sent as it is.
+    pub sealed: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -110,6 +112,7 @@ impl Outbox {
                         counter,
                         lines: Vec::new(),
                         file: Some(control),
+                        sealed: None,
                     });
                     continue;
                 }
@@ -134,7 +137,22 @@ impl Outbox {
                 counter,
                 lines,
                 file: None,
+                sealed: None,
             });
+        }
+    }
+
+    /// Whether some batch has not been sent on this connection yet.
+    pub fn has_unsent(&self) -> bool {
+        self.sent < self.batches.len()
+    }
+
+    /// Puts `batches` ahead of every batch not sent yet on this connection (a room's new
+    /// sender key goes before the messages it seals).
+    pub fn insert_unsent(&mut self, batches: Vec<Batch>) {
+        for (i, batch) in batches.into_iter().enumerate() {
+            self.lines += batch.weight();
+            self.batches.insert(self.sent + i, batch);
         }
     }
 
@@ -145,15 +163,18 @@ impl Outbox {
         unsent
     }
 
-    /// `Ack { count }`: the oldest `count` sent batches are stored. Returns how many were popped
-    /// (never more than were sent: the relay cannot acknowledge what it did not get).
+    /// `Ack { count }`: the oldest `count` sent batches are stored. Returns how many messages
+    /// of the user's were popped (never more than were sent: the relay cannot acknowledge what
+    /// it did not get; a room's sender keys are not the user's messages).
     pub fn ack(&mut self, count: u32) -> usize {
         let popped = (count as usize).min(self.sent);
+        let mut messages = 0;
         for batch in self.batches.drain(..popped) {
             self.lines -= batch.weight();
+            messages += usize::from(batch.sealed.is_none());
         }
         self.sent -= popped;
-        popped
+        messages
     }
 
     /// The relay did not keep what was sent (lost connection, failed store): all of it goes again.

@@ -81,6 +81,11 @@ impl App {
             Input::Command(Command::Accept(choice)) => self.accept_file(choice.as_deref()),
             Input::Command(Command::Decline(choice)) => self.decline_file(choice.as_deref()),
             Input::Command(Command::Cancel) => self.cancel_files(),
+            Input::Command(Command::Join(room)) => self.join_room(&room),
+            Input::Command(Command::Leave) => self.leave_room(),
+            Input::Command(Command::Rooms) => self.send_now(Frame::Rooms),
+            Input::Command(Command::Members) => self.show_members(),
+            Input::Command(Command::Room(action, nick)) => self.room_order(action, nick),
             Input::Unknown(word) => vec![show(
                 Style::Error,
                 format!("❓ Unknown command {word}. Type /help for the list."),

@@ -68,6 +68,16 @@ pub enum E2eError {
     /// Too many lines for one envelope.
     #[error("too many lines for one envelope")]
     TooManyLines,
+    /// A room message was to be sealed before this client distributed its room key (after
+    /// joining, or after the member list changed).
+    #[error("no room key to seal with yet: a new one must be sent to the members first")]
+    NoSenderKey,
+    /// A room or nickname, folded, is longer than a room envelope can bind (255 bytes).
+    #[error("the room name or nickname is too long to bind to a room envelope")]
+    NameTooLong,
+    /// The operating system's random number generator failed.
+    #[error("no randomness for a new key or nonce")]
+    NoRandomness,
 }
 
 /// An opened envelope.
@@ -145,19 +155,10 @@ impl Channel {
         texts: &[&str],
         out: &mut Vec<u8>,
     ) -> Result<(), E2eError> {
-        let count = u16::try_from(texts.len()).map_err(|_| E2eError::TooManyLines)?;
+        // Checked before a nonce is spent and anything is appended to `out`.
+        u16::try_from(texts.len()).map_err(|_| E2eError::TooManyLines)?;
         let aad = associated_data(&self.mine, &self.theirs, id);
-        self.seal_with(&aad, out, |out| {
-            out.push(KIND_TEXT);
-            out.extend_from_slice(&counter.to_be_bytes());
-            out.extend_from_slice(&count.to_be_bytes());
-            for text in texts {
-                let len = u32::try_from(text.len()).map_err(|_| E2eError::TooManyLines)?;
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(text.as_bytes());
-            }
-            Ok(())
-        })
+        self.seal_with(&aad, out, |out| write_text(out, counter, texts))
     }
 
     /// An envelope holding a file transfer's control message, as message `id`.
@@ -169,11 +170,7 @@ impl Channel {
     ) -> Result<Vec<u8>, E2eError> {
         let aad = associated_data(&self.mine, &self.theirs, id);
         let mut out = Vec::with_capacity(OVERHEAD + PLAIN_HEAD + 64);
-        self.seal_with(&aad, &mut out, |out| {
-            out.push(KIND_FILE);
-            out.extend_from_slice(&counter.to_be_bytes());
-            control.encode(out)
-        })?;
+        self.seal_with(&aad, &mut out, |out| write_file(out, counter, control))?;
         Ok(out)
     }
 
@@ -300,7 +297,34 @@ fn associated_data(sender: &PublicKey, recipient: &PublicKey, id: &MessageId) ->
     aad
 }
 
-fn parse_plain(plain: &[u8]) -> Result<Plain, E2eError> {
+/// Appends the plaintext of text lines: kind, counter, line count, then each line's length and
+/// bytes (room envelopes hold the same plaintext).
+pub(crate) fn write_text(out: &mut Vec<u8>, counter: u64, texts: &[&str]) -> Result<(), E2eError> {
+    let count = u16::try_from(texts.len()).map_err(|_| E2eError::TooManyLines)?;
+    out.push(KIND_TEXT);
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    for text in texts {
+        let len = u32::try_from(text.len()).map_err(|_| E2eError::TooManyLines)?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    Ok(())
+}
+
+/// Appends the plaintext of a file transfer's control message: kind, counter, the control.
+pub(crate) fn write_file(
+    out: &mut Vec<u8>,
+    counter: u64,
+    control: &FileControl,
+) -> Result<(), E2eError> {
+    out.push(KIND_FILE);
+    out.extend_from_slice(&counter.to_be_bytes());
+    control.encode(out)
+}
+
+/// The text lines or file control in an opened envelope's plaintext.
+pub(crate) fn parse_plain(plain: &[u8]) -> Result<Plain, E2eError> {
     let (&kind, rest) = plain.split_first().ok_or(E2eError::Malformed("empty"))?;
     if kind != KIND_TEXT && kind != KIND_FILE {
         return Err(E2eError::UnknownKind(kind));

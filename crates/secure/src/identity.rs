@@ -12,6 +12,10 @@ use zeroize::Zeroizing;
 use crate::files::write_private;
 use crate::hex::{from_hex, to_hex};
 
+/// Domain separation for what room envelopes sign (and authenticate, as the start of their
+/// associated data): no login transcript, which starts with `LOGIN_CONTEXT`, reads as one.
+pub const ROOM_CONTEXT: &[u8] = b"p2pchat room v1\0";
+
 /// First line of an identity file; says what the file is to whoever opens it.
 const FILE_HEADER: &str =
     "# p2pchat identity: keep this file secret. It proves your nicknames and opens your messages.";
@@ -134,6 +138,12 @@ impl Identity {
             .to_bytes()
     }
 
+    /// A signature over `ROOM_CONTEXT` followed by `parts`, for room envelopes (the context is
+    /// added here so no caller can sign a room transcript that is also something else).
+    pub fn sign_room(&self, parts: &[&[u8]]) -> Signature {
+        self.signing.sign(&room_transcript(parts)).to_bytes()
+    }
+
     /// The X25519 secret for end-to-end encryption.
     pub(crate) fn x25519_secret(&self) -> x25519_dalek::StaticSecret {
         x25519_dalek::StaticSecret::from(self.signing.to_scalar_bytes())
@@ -149,6 +159,28 @@ pub fn verify_login(key: &PublicKey, challenge: &Challenge, nick: &str, proof: &
     let signature = ed25519_dalek::Signature::from_bytes(proof);
     key.verify_strict(&login_transcript(challenge, nick), &signature)
         .is_ok()
+}
+
+/// Whether `signature` is `key`'s `sign_room` signature over `parts`. Strict verification, as
+/// for logins.
+pub fn verify_room(key: &PublicKey, parts: &[&[u8]], signature: &Signature) -> bool {
+    let Ok(key) = VerifyingKey::from_bytes(key) else {
+        return false;
+    };
+    let signature = ed25519_dalek::Signature::from_bytes(signature);
+    key.verify_strict(&room_transcript(parts), &signature)
+        .is_ok()
+}
+
+/// `ROOM_CONTEXT` and `parts`, concatenated: what a room signature covers.
+fn room_transcript(parts: &[&[u8]]) -> Vec<u8> {
+    let len = parts.iter().map(|part| part.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(ROOM_CONTEXT.len() + len);
+    out.extend_from_slice(ROOM_CONTEXT);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
 }
 
 /// The X25519 public key that goes with an identity key, or `None` for bytes that are not a
@@ -236,5 +268,23 @@ mod tests {
             &proof
         ));
         assert!(!verify_login(&[0; 32], &[7; 32], "alice", &[0; 64]));
+    }
+
+    #[test]
+    fn a_room_signature_is_neither_a_login_proof_nor_another_transcript() {
+        let alice = Identity::from_seed(&[1; 32]);
+        let key = alice.public_key();
+        let signature = alice.sign_room(&[b"ab", b"c"]);
+        assert!(verify_room(&key, &[b"a", b"bc"], &signature));
+        assert!(!verify_room(&key, &[b"abd"], &signature));
+        let bob = Identity::from_seed(&[2; 32]);
+        assert!(!verify_room(&bob.public_key(), &[b"abc"], &signature));
+        // A login proof over the same bytes is not a room signature, and the other way round.
+        let proof = alice.sign_login(&[7; 32], "alice");
+        let mut login = vec![7; 32];
+        login.extend_from_slice(b"alice");
+        assert!(!verify_room(&key, &[&login], &proof));
+        let room = alice.sign_room(&[&[7; 32], b"alice"]);
+        assert!(!verify_login(&key, &[7; 32], "alice", &room));
     }
 }

@@ -6,6 +6,7 @@
 pub mod e2e;
 pub mod identity;
 pub mod pinfile;
+pub mod room;
 pub mod safety;
 pub mod tls;
 pub mod transfer;
@@ -15,8 +16,9 @@ mod hex;
 
 pub use e2e::{Channel, Counter, E2eError, Plain};
 pub use hex::{from_hex, to_hex};
-pub use identity::{verify_login, Identity, IdentityError};
+pub use identity::{verify_login, verify_room, Identity, IdentityError};
 pub use pinfile::PinFile;
+pub use room::{RoomError, RoomKeys};
 pub use safety::{key_fingerprint, safety_number};
 pub use transfer::{FileControl, TransferId};
 pub mod files;

@@ -1,0 +1,237 @@
+//! Rooms: many people in one conversation, with everything a pair has: one order for all,
+//! history across crashes, end-to-end encryption, and the owner's rules enforced by the relay.
+//! Real binaries on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Client, Server};
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// A scripted client of `nick` that went into `room`.
+fn member(server: &Server, nick: &str, room: &str) -> Client {
+    let client = server.client_with(nick, &["--room", room]);
+    client.expect(&format!("You are in room {room}"));
+    client
+}
+
+/// The room's messages `client` showed, as `author: text`.
+fn said(client: &Client) -> Vec<String> {
+    client.lines_starting("💬 ")
+}
+
+#[test]
+fn three_members_see_every_message_once_in_the_same_order() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "lobby");
+    let bob = member(&server, "bob", "lobby");
+    ann.expect("bob joined the room");
+    let cy = member(&server, "cy", "lobby");
+    ann.expect("cy joined the room");
+    bob.expect("cy joined the room");
+    for round in 0..5 {
+        ann.say(&format!("a{round}"));
+        bob.say(&format!("b{round}"));
+        cy.say(&format!("c{round}"));
+    }
+    for (client, others) in [(&ann, 10), (&bob, 10), (&cy, 10)] {
+        client.wait_for_count("💬 ", others, LONG);
+    }
+    // Everyone's view of the room, own lines put back where the relay numbered them, is the
+    // same: compare the order of the lines each pair of members both saw.
+    let views = [said(&ann), said(&bob), said(&cy)];
+    for a in &views {
+        for b in &views {
+            let common: Vec<&String> = a.iter().filter(|l| b.contains(l)).collect();
+            let common_b: Vec<&String> = b.iter().filter(|l| a.contains(l)).collect();
+            assert_eq!(
+                common, common_b,
+                "two members saw the room in different orders"
+            );
+        }
+    }
+    assert!(
+        views[0].iter().all(|l| !l.starts_with("ann:")),
+        "own lines are not echoed"
+    );
+    assert!(views[0].contains(&"bob: b4".to_owned()) && views[0].contains(&"cy: c0".to_owned()));
+}
+
+fn numbered(tag: &str, count: usize) -> Vec<String> {
+    (1..=count).map(|i| format!("{tag}-{i:04}")).collect()
+}
+
+/// `client` showed exactly `sent` from `author`: each once, in order.
+fn assert_once_in_order(client: &Client, author: &str, sent: &[String], who: &str) {
+    let prefix = format!("💬 {author}: ");
+    let seen = client.lines_starting(&prefix);
+    assert_eq!(
+        seen.len(),
+        sent.len(),
+        "{who} saw {} of {} lines",
+        seen.len(),
+        sent.len()
+    );
+    assert_eq!(seen, sent, "{who} saw duplicates or a different order");
+}
+
+#[test]
+fn fifty_members_agree_on_one_order() {
+    let server = Server::start(&[]);
+    let members: Vec<Client> = (0..50)
+        .map(|i| member(&server, &format!("m{i:02}"), "crowd"))
+        .collect();
+    // Everyone has heard of the last arrival before anyone speaks.
+    for client in &members[..49] {
+        client.expect_within("m49 joined the room", LONG);
+    }
+    let speakers = [0, 17, 49];
+    for round in 0..4 {
+        for &s in &speakers {
+            members[s].say(&format!("m{s:02}-{round}"));
+        }
+    }
+    for (i, client) in members.iter().enumerate() {
+        let expected = if speakers.contains(&i) { 8 } else { 12 };
+        client.wait_for_count("💬 ", expected, LONG);
+    }
+    let reference = said(&members[1]);
+    for (i, client) in members.iter().enumerate() {
+        let mine = format!("m{i:02}:");
+        let expected: Vec<&String> = reference.iter().filter(|l| !l.starts_with(&mine)).collect();
+        let seen = said(client);
+        assert_eq!(
+            seen.iter().collect::<Vec<_>>(),
+            expected,
+            "member {i} saw another order"
+        );
+    }
+}
+
+#[test]
+fn a_server_killed_mid_conversation_loses_and_repeats_nothing_for_any_member() {
+    let mut server = Server::start(&[]);
+    let ann = member(&server, "ann", "ops");
+    let bob = member(&server, "bob", "ops");
+    let cy = member(&server, "cy", "ops");
+    ann.expect("cy joined the room");
+    bob.expect("cy joined the room");
+    let from_ann = numbered("ann", 300);
+    let from_bob = numbered("bob", 300);
+    let _typing = (ann.feed(from_ann.clone()), bob.feed(from_bob.clone()));
+    cy.wait_for_count("💬 ann: ", 60, LONG);
+    server.kill9();
+    cy.expect("Reconnecting");
+    server.restart();
+    for client in [&ann, &bob, &cy] {
+        client.expect_within("Reconnected", LONG);
+    }
+    cy.wait_for_count("💬 ann: ", 300, LONG);
+    cy.wait_for_count("💬 bob: ", 300, LONG);
+    ann.wait_for_count("💬 bob: ", 300, LONG);
+    bob.wait_for_count("💬 ann: ", 300, LONG);
+    assert_once_in_order(&cy, "ann", &from_ann, "cy");
+    assert_once_in_order(&cy, "bob", &from_bob, "cy");
+    assert_once_in_order(&bob, "ann", &from_ann, "bob");
+    assert_once_in_order(&ann, "bob", &from_bob, "ann");
+}
+
+#[test]
+fn a_member_who_left_no_longer_gets_or_can_read_what_is_said() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "team");
+    let bob = member(&server, "bob", "team");
+    let cy = member(&server, "cy", "team");
+    ann.expect("cy joined the room");
+    ann.say("before-leaving");
+    cy.expect("💬 ann: before-leaving");
+    cy.say("/leave");
+    cy.expect("You left room team");
+    ann.expect("cy left the room");
+    ann.say("after-leaving-secret");
+    bob.expect("💬 ann: after-leaving-secret");
+    // Coming back later, cy is a new member: what was said meanwhile is not theirs.
+    cy.say("/join team");
+    cy.expect("You are in room team");
+    ann.expect("cy joined the room");
+    ann.say("welcome-back");
+    cy.expect("💬 ann: welcome-back");
+    assert!(
+        !cy.output()
+            .iter()
+            .any(|l| l.contains("after-leaving-secret")),
+        "the member who left saw what was said after"
+    );
+    // The relay stored ciphertext only.
+    let data = server.data_dir().expect("history kept");
+    for entry in std::fs::read_dir(data).unwrap().flatten() {
+        if entry.path().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let needle = b"after-leaving-secret";
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds a message in clear",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_owner_kicks_bans_and_invites_and_others_are_refused_clearly() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "club");
+    let bob = member(&server, "bob", "club");
+    ann.expect("bob joined the room");
+    bob.say("/kick ann");
+    bob.expect("only ann, who owns club, can do that");
+    ann.say("/kick bob");
+    bob.expect("The owner removed you from room club");
+    ann.expect("bob was removed from the room by its owner");
+    bob.say("/join club");
+    bob.expect("You are in room club");
+    ann.say("/ban bob");
+    bob.expect("The owner banned you from room club");
+    bob.say("/join club");
+    bob.expect("Could not join room club: you are banned from club");
+    ann.say("/invite-only on");
+    ann.expect("ann made the room invite-only");
+    let dee = server.client_with("dee", &[]);
+    // bob, back in pairing after the ban, is waiting: dee chats with bob until joining.
+    dee.expect("Connected to bob");
+    dee.say("/join club");
+    dee.expect("club is invite-only and you have not been invited");
+    ann.say("/invite dee");
+    ann.expect("dee was invited to the room");
+    dee.say("/join club");
+    dee.expect("You are in room club");
+    ann.say("/unban bob");
+    ann.say("/invite bob");
+    ann.expect("bob was invited to the room");
+    bob.say("/join club");
+    bob.expect("You are in room club");
+    bob.say("/members");
+    bob.expect("👥 club (3) 🔒 invite-only: ann (owner), dee, bob");
+}
+
+#[test]
+fn room_names_follow_the_nickname_rules() {
+    let server = Server::start(&[]);
+    let mut bad = server.client_with("ann", &["--room", "two words"]);
+    bad.expect("--room two words: a room name cannot contain spaces");
+    assert!(!bad.wait_exit().success());
+    let ann = server.client_with("ann", &[]);
+    ann.expect("Waiting for a companion");
+    ann.say("/join /etc");
+    ann.expect("Cannot join /etc: a room name cannot start with '/'");
+    ann.say(&format!("/join {}", "x".repeat(33)));
+    ann.expect("a room name has at most 32 characters");
+    // Names compare folded, like nicknames: Café and CAFÉ are one room.
+    ann.say("/join Café");
+    ann.expect("You are in room Café");
+    let bob = server.client_with("bob", &["--room", "CAFÉ"]);
+    bob.expect("You are in room Café (owner: ann)");
+    bob.expect("👥 Café (2)");
+}
