@@ -203,6 +203,9 @@ fn the_owner_kicks_bans_and_invites_and_others_are_refused_clearly() {
     dee.expect("Connected to bob");
     dee.say("/join club");
     dee.expect("club is invite-only and you have not been invited");
+    // Refused, dee is still chatting with bob.
+    dee.say("still-here");
+    bob.expect("💬 Companion: still-here");
     ann.say("/invite dee");
     ann.expect("dee was invited to the room");
     dee.say("/join club");
@@ -234,4 +237,26 @@ fn room_names_follow_the_nickname_rules() {
     let bob = server.client_with("bob", &["--room", "CAFÉ"]);
     bob.expect("You are in room Café (owner: ann)");
     bob.expect("👥 Café (2)");
+}
+
+#[test]
+fn a_member_who_stops_reading_does_not_slow_the_room() {
+    let server = Server::plain(&[]);
+    let ann = member(&server, "ann", "busy");
+    let bob = member(&server, "bob", "busy");
+    // A member that joins and then never reads what the relay sends it.
+    let mut stuck = support::Raw::connect(server.port);
+    stuck.hello();
+    stuck.send(&p2pchat_proto::Frame::Join("busy".into()));
+    stuck.send(&stuck.nick_frame("stuck"));
+    stuck.recv_until(|f| matches!(f, p2pchat_proto::Frame::Room(_)));
+    ann.expect("stuck joined the room");
+    // Far more than the relay and both socket buffers hold for one member: 10 MB.
+    let line = "x".repeat(1000);
+    let sent: Vec<String> = (0..10_000).map(|i| format!("{i:05}-{line}")).collect();
+    let _typing = ann.feed(sent.clone());
+    bob.wait_for_count("💬 ann: ", sent.len(), LONG);
+    // The relay let the stuck member go rather than hold the room back for it.
+    server.expect_log("too slow for the room");
+    ann.expect("stuck went away");
 }

@@ -290,6 +290,11 @@ impl<P: Peer> Hub<P> {
         }
     }
 
+    /// Whether member `id` is in a room (out of pairing).
+    pub fn is_aside(&self, id: SessionId) -> bool {
+        self.lock().members.get(&id).is_some_and(|m| m.aside)
+    }
+
     /// How many members are online, and the first `limit` of them with whether they chat.
     pub fn online(&self, limit: usize) -> (usize, Vec<(String, bool)>) {
         let state = self.lock();

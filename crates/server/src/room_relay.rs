@@ -61,10 +61,18 @@ impl Session {
         };
         let nick = self.who.nick().map(|n| n.to_string()).unwrap_or_default();
         let same = matches!(&self.route, Route::Room { room: r, .. } if Arc::ptr_eq(r, &room));
+        let store = self.shared.conversations.store().cloned();
+        // The rules first: a refused client stays where it was.
+        let allowed = {
+            let state = room.lock();
+            self.shared.rooms.admits(&state, &nick)
+        };
+        if let Err(err) = allowed {
+            return self.room_refused(err);
+        }
         if !same {
             self.leave_route();
         }
-        let store = self.shared.conversations.store().cloned();
         let mut state = room.lock();
         let entered =
             self.shared
@@ -179,7 +187,7 @@ impl Session {
         };
         info!("🚫 {} could not join a room: {err}", self.who);
         self.reply_error(code, err.to_string());
-        if matches!(self.route, Route::Anyone { .. }) {
+        if matches!(self.route, Route::Anyone { .. }) && self.shared.hub.is_aside(self.id) {
             let _ = self.shared.hub.chat_with(self.id, None);
         }
     }

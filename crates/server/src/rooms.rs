@@ -268,16 +268,7 @@ impl Rooms {
             member.session = Some(session);
             return Ok(Entered::Returned);
         }
-        if state.banned.contains(&folded) {
-            return Err(RoomError::Banned(state.name.clone()));
-        }
-        let invited = state.owner == folded || state.invited.contains(&folded);
-        if state.invite_only && !invited {
-            return Err(RoomError::NotInvited(state.name.clone()));
-        }
-        if state.members.len() >= self.limits.members {
-            return Err(RoomError::Full(state.name.clone(), self.limits.members));
-        }
+        self.admits(state, nick)?;
         let mut table = self.lock();
         let count = table.joined.entry(folded.clone()).or_default();
         if *count >= self.limits.per_user {
@@ -295,6 +286,29 @@ impl Rooms {
         });
         self.record(format!("member {} {nick}\n", room.folded));
         Ok(Entered::Joined)
+    }
+
+    /// Whether `nick` may come into the room: a member, or allowed to join by its rules.
+    pub(crate) fn admits(&self, state: &RoomState, nick: &str) -> Result<(), RoomError> {
+        let folded = fold_nick(nick);
+        if state.member(&folded).is_some() {
+            return Ok(());
+        }
+        if state.banned.contains(&folded) {
+            return Err(RoomError::Banned(state.name.clone()));
+        }
+        let invited = state.owner == folded || state.invited.contains(&folded);
+        if state.invite_only && !invited {
+            return Err(RoomError::NotInvited(state.name.clone()));
+        }
+        if state.members.len() >= self.limits.members {
+            return Err(RoomError::Full(state.name.clone(), self.limits.members));
+        }
+        let joined = self.lock().joined.get(&folded).copied().unwrap_or(0);
+        if joined >= self.limits.per_user {
+            return Err(RoomError::TooManyRooms(self.limits.per_user));
+        }
+        Ok(())
     }
 
     /// `folded` stops being a member (left, kicked or banned). Ownership passes to the
