@@ -3,7 +3,9 @@
 //! into envelopes, opening what arrives (refusing forgeries and replays), and `/verify`. The
 //! relay only ever sees envelopes. Pure, like the rest of `App`: the pins are behind `KeyPins`.
 
-use p2pchat_proto::{fold_nick, safe_file_name, ChatMessage, EarlierMessage, Frame, PublicKey};
+use p2pchat_proto::{
+    fold_nick, safe_file_name, ChatMessage, EarlierMessage, Frame, MessageId, PublicKey,
+};
 use p2pchat_secure::{key_fingerprint, safety_number, Channel, E2eError, FileControl};
 
 use super::{printable, show, App, Effect, Link, Style};
@@ -109,20 +111,7 @@ impl App {
                 Some(control) => channel.seal_file(&batch.id, batch.counter, control),
                 None => channel.seal(&batch.id, batch.counter, &texts),
             };
-            match sealed {
-                Ok(body) => effects.push(Effect::Send(Frame::Message(ChatMessage {
-                    seq: 0,
-                    sent_ms: 0,
-                    id: batch.id,
-                    body,
-                }))),
-                // Not expected (batches are bounded well below the format's limits); say so
-                // rather than send something the companion cannot open.
-                Err(err) => effects.push(show(
-                    Style::Error,
-                    format!("❌ Could not encrypt a message: {err}; it was not sent"),
-                )),
-            }
+            effects.push(message_effect(batch.id, sealed));
         }
         if packed > 0 && self.held > 0 {
             self.held = 0;
@@ -281,6 +270,27 @@ fn earlier_file_line(control: &FileControl) -> Option<String> {
         FileControl::Received { .. } => "📎 received a file (SHA-256 verified)".to_owned(),
     };
     Some(line)
+}
+
+/// The `Message` carrying a sealed batch, or why it could not be sealed: not expected (batches
+/// are bounded well below the format's limits), so say so rather than send something the
+/// companion cannot open.
+pub(super) fn message_effect<E: std::fmt::Display>(
+    id: MessageId,
+    sealed: Result<Vec<u8>, E>,
+) -> Effect {
+    match sealed {
+        Ok(body) => Effect::Send(Frame::Message(ChatMessage {
+            seq: 0,
+            sent_ms: 0,
+            id,
+            body,
+        })),
+        Err(err) => show(
+            Style::Error,
+            format!("❌ Could not encrypt a message: {err}; it was not sent"),
+        ),
+    }
 }
 
 /// Why a live message was not shown.

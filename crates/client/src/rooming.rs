@@ -4,8 +4,8 @@
 //! say. Pure, like the rest of `App`.
 
 use p2pchat_proto::{
-    fold_nick, validate_room, ChatMessage, ErrorCode, Frame, MemberEntry, NewsKind, RoomAction,
-    RoomEntry, RoomInfo, RoomMessage, RoomNews,
+    fold_nick, validate_room, ErrorCode, Frame, MemberEntry, NewsKind, RoomAction, RoomEntry,
+    RoomInfo, RoomMessage, RoomNews,
 };
 use p2pchat_secure::room::Opened;
 use p2pchat_secure::RoomKeys;
@@ -384,18 +384,7 @@ impl App {
                     .keys
                     .seal(&self.identity, &batch.id, batch.counter, &texts),
             };
-            match sealed {
-                Ok(body) => effects.push(Effect::Send(Frame::Message(ChatMessage {
-                    seq: 0,
-                    sent_ms: 0,
-                    id: batch.id,
-                    body,
-                }))),
-                Err(err) => effects.push(show(
-                    Style::Error,
-                    format!("❌ Could not encrypt a message: {err}; it was not sent"),
-                )),
-            }
+            effects.push(super::encryption::message_effect(batch.id, sealed));
         }
         effects
     }
@@ -456,11 +445,6 @@ pub(super) fn rooms_line(total: u32, entries: &[RoomEntry]) -> String {
             text
         })
         .collect();
-    let more = (total as usize).saturating_sub(entries.len());
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
+    let more = super::typing::and_more(total, entries.len());
     format!("🏠 Rooms ({total}): {}{more}", listed.join(", "))
 }

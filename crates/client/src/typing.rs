@@ -154,11 +154,14 @@ pub(super) fn online_line(total: u32, entries: &[OnlineEntry]) -> String {
             format!("{} ({state})", printable(&entry.nick))
         })
         .collect();
-    let more = (total as usize).saturating_sub(entries.len());
-    let more = if more > 0 {
-        format!(" and {more} more")
-    } else {
-        String::new()
-    };
+    let more = and_more(total, entries.len());
     format!("👥 Online ({total}): {}{more}", listed.join(", "))
+}
+
+/// ` and N more` when a listing of `total` shows only `listed` of them.
+pub(super) fn and_more(total: u32, listed: usize) -> String {
+    match (total as usize).saturating_sub(listed) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    }
 }

@@ -281,22 +281,6 @@ pub struct OnlineEntry {
     pub chatting: bool,
 }
 
-macro_rules! byte_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[repr(u8)]
-        pub enum $name { $($(#[$vmeta])* $variant = $value,)* }
-
-        impl $name {
-            /// The enum for a wire byte, or `None` for an unknown one.
-            pub fn from_u8(value: u8) -> Option<Self> {
-                match value { $($value => Some(Self::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
 byte_enum! {
     /// The type byte that follows a frame's length.
     FrameType {

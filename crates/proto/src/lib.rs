@@ -4,6 +4,23 @@
 //! same code serves the relay, the client, the tests and the fuzzer. docs/PROTOCOL.md is the prose
 //! form of what is defined here.
 
+/// An enum carried as one wire byte, with `from_u8` for decoding (unknown bytes: `None`).
+macro_rules! byte_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name { $($(#[$vmeta])* $variant = $value,)* }
+
+        impl $name {
+            /// The enum for a wire byte, or `None` for an unknown one.
+            pub fn from_u8(value: u8) -> Option<Self> {
+                match value { $($value => Some(Self::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
 mod codec;
 mod file_name;
 mod frame;

@@ -83,23 +83,7 @@ pub struct RoomEntry {
     pub member: bool,
 }
 
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[repr(u8)]
-        pub enum $name { $($(#[$vmeta])* $variant = $value,)* }
-
-        impl $name {
-            /// The value for a wire byte, or `None` for an unknown one.
-            pub fn from_u8(value: u8) -> Option<Self> {
-                match value { $($value => Some(Self::$variant),)* _ => None }
-            }
-        }
-    };
-}
-
-wire_enum! {
+byte_enum! {
     /// What a `RoomNews` frame reports.
     NewsKind {
         /// A new member joined the room (and is in it now).
@@ -126,7 +110,7 @@ wire_enum! {
     }
 }
 
-wire_enum! {
+byte_enum! {
     /// What a room's owner asks for (`RoomAdmin`).
     RoomAction {
         /// Let a nickname join an invite-only room.

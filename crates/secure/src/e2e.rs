@@ -105,25 +105,8 @@ pub struct Channel {
 impl Channel {
     /// The channel between `me` and the owner of `theirs`.
     pub fn new(me: &Identity, theirs: &PublicKey) -> Result<Self, E2eError> {
-        let their_x = x25519_public(theirs).ok_or(E2eError::BadKey)?;
-        let shared = me.x25519_secret().diffie_hellman(&their_x);
-        if !shared.was_contributory() {
-            return Err(E2eError::BadKey);
-        }
+        let key = pair_key(me, theirs, AAD_CONTEXT)?;
         let mine = me.public_key();
-        let (low, high) = if mine <= *theirs {
-            (&mine, theirs)
-        } else {
-            (theirs, &mine)
-        };
-        let mut info = Vec::with_capacity(AAD_CONTEXT.len() + 64);
-        info.extend_from_slice(AAD_CONTEXT);
-        info.extend_from_slice(low);
-        info.extend_from_slice(high);
-        let mut key = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(None, shared.as_bytes())
-            .expand(&info, key.as_mut())
-            .map_err(|_| E2eError::BadKey)?;
         let mut nonce_prefix = [0; 16];
         getrandom::fill(&mut nonce_prefix).map_err(|_| E2eError::BadKey)?;
         Ok(Self {
@@ -262,6 +245,36 @@ impl Channel {
             .map_err(|_| E2eError::Forged)?;
         Ok(plain)
     }
+}
+
+/// The key `me` and the owner of `theirs` share for `context`: HKDF-SHA256 over their static
+/// X25519 secret, with info `context`, the lower public key, the higher one. Both sides derive
+/// it with no message exchanged.
+pub(crate) fn pair_key(
+    me: &Identity,
+    theirs: &PublicKey,
+    context: &[u8],
+) -> Result<Zeroizing<[u8; 32]>, E2eError> {
+    let their_x = x25519_public(theirs).ok_or(E2eError::BadKey)?;
+    let shared = me.x25519_secret().diffie_hellman(&their_x);
+    if !shared.was_contributory() {
+        return Err(E2eError::BadKey);
+    }
+    let mine = me.public_key();
+    let (low, high) = if mine <= *theirs {
+        (&mine, theirs)
+    } else {
+        (theirs, &mine)
+    };
+    let mut info = Vec::with_capacity(context.len() + 64);
+    info.extend_from_slice(context);
+    info.extend_from_slice(low);
+    info.extend_from_slice(high);
+    let mut key = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(None, shared.as_bytes())
+        .expand(&info, key.as_mut())
+        .map_err(|_| E2eError::BadKey)?;
+    Ok(key)
 }
 
 /// Domain separation for chunk envelopes' associated data.

@@ -6,14 +6,12 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use hkdf::Hkdf;
 use p2pchat_proto::PublicKey;
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{SenderKey, ENTRY_LEN, KEY_LEN, RECIPIENT_PREFIX};
-use crate::e2e::{E2eError, NONCE_LEN, TAG_LEN};
-use crate::identity::{x25519_public, Identity};
+use crate::e2e::{pair_key, E2eError, NONCE_LEN, TAG_LEN};
+use crate::identity::Identity;
 use crate::xchacha::XChaCha;
 
 /// Most wrap keys cached; the cache is emptied when full. A Diffie-Hellman costs far more than
@@ -51,7 +49,7 @@ impl WrapKeys {
         }
         match self.ciphers.entry(*peer) {
             Entry::Occupied(cached) => Ok(cached.into_mut()),
-            Entry::Vacant(slot) => Ok(slot.insert(derive(me, &owner, peer)?)),
+            Entry::Vacant(slot) => Ok(slot.insert(derive(me, peer)?)),
         }
     }
 
@@ -73,25 +71,8 @@ impl WrapKeys {
 
 /// The wrap key of `me` (whose public key is `mine`) and `peer`: HKDF-SHA256 over their static
 /// X25519 secret, info `WRAP_CONTEXT`, the lower key, the higher key.
-fn derive(me: &Identity, mine: &PublicKey, peer: &PublicKey) -> Result<XChaCha, E2eError> {
-    let their_x = x25519_public(peer).ok_or(E2eError::BadKey)?;
-    let shared = me.x25519_secret().diffie_hellman(&their_x);
-    if !shared.was_contributory() {
-        return Err(E2eError::BadKey);
-    }
-    let (low, high) = if mine <= peer {
-        (mine, peer)
-    } else {
-        (peer, mine)
-    };
-    let mut info = Vec::with_capacity(WRAP_CONTEXT.len() + 64);
-    info.extend_from_slice(WRAP_CONTEXT);
-    info.extend_from_slice(low);
-    info.extend_from_slice(high);
-    let mut key = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(None, shared.as_bytes())
-        .expand(&info, key.as_mut())
-        .map_err(|_| E2eError::BadKey)?;
+fn derive(me: &Identity, peer: &PublicKey) -> Result<XChaCha, E2eError> {
+    let key = pair_key(me, peer, WRAP_CONTEXT)?;
     Ok(XChaCha::new(&key))
 }
 

@@ -116,6 +116,14 @@ pub(crate) enum Job {
     },
 }
 
+/// A run numbered and queued for the store.
+pub(crate) struct Numbered {
+    pub(crate) run: Bytes,
+    pub(crate) first_seq: u64,
+    pub(crate) count: u64,
+    pub(crate) last_id: MessageId,
+}
+
 /// What became of a run that could not be numbered.
 pub(crate) enum Unsent {
     /// Nobody can receive it yet and nothing stores it: keep it for the companion.
@@ -142,7 +150,7 @@ impl Session {
 
     /// Numbers `run`, queues it for the store and hands it to the companion. The numbering, the
     /// queueing and the choice of mailbox happen under the conversation's lock.
-    fn send_run(&mut self, mut run: BytesMut) -> Result<(), Unsent> {
+    fn send_run(&mut self, run: BytesMut) -> Result<(), Unsent> {
         let (conv, side) = match &self.route {
             Route::In { conv, side } => (conv.clone(), *side),
             Route::Room {
@@ -169,12 +177,41 @@ impl Session {
         if store.is_none() && companion.is_none() {
             return Err(Unsent::Hold(run.freeze()));
         }
-        let first_seq = state.last_seq + 1;
+        let Numbered {
+            run,
+            first_seq,
+            count,
+            last_id,
+        } = self.number_run(&conv.key, state.last_seq, run)?;
+        state.last_seq += count;
+        state.sides[side].last_sent = (state.last_seq, last_id);
+        // The sender has its own messages. Not written to the store per run: a conversation
+        // loaded from the store works the same mark out again from the members' last messages.
+        let read_through = state.sides[side].read_through;
+        state.mark_read(side, read_through);
+        drop(state);
+        self.ack_live(count, first_seq);
+        if let Some(companion) = companion {
+            self.push_to(companion, run);
+        }
+        Ok(())
+    }
+
+    /// Numbers `run` after `last_seq` and queues it for the store under `key` (the sender's
+    /// `Ack` follows the commit). Called under the lock of the conversation or room it goes to,
+    /// which then counts the run in.
+    pub(crate) fn number_run(
+        &self,
+        key: &Arc<str>,
+        last_seq: u64,
+        mut run: BytesMut,
+    ) -> Result<Numbered, Unsent> {
+        let first_seq = last_seq + 1;
         let (count, last_id) = stamp_run(&mut run, first_seq, self.shared.max_frame);
         let run = run.freeze();
-        if let Some(store) = &store {
+        if let Some(store) = self.shared.conversations.store() {
             let stored = Run {
-                conversation: conv.key.clone(),
+                conversation: key.clone(),
                 sender: self.me.clone().unwrap_or_default(),
                 frames: run.clone(),
             };
@@ -185,22 +222,20 @@ impl Session {
                 return Err(Unsent::Park(run));
             }
         }
-        state.last_seq += count;
-        state.sides[side].last_sent = (state.last_seq, last_id);
-        // The sender has its own messages. Not written to the store per run: a conversation
-        // loaded from the store works the same mark out again from the members' last messages.
-        let read_through = state.sides[side].read_through;
-        state.mark_read(side, read_through);
-        drop(state);
-        if store.is_none() {
-            // Without history an acknowledgement means "accepted for live delivery".
+        Ok(Numbered {
+            run,
+            first_seq,
+            count,
+            last_id,
+        })
+    }
+
+    /// Without history an acknowledgement means "accepted for live delivery", at once.
+    pub(crate) fn ack_live(&mut self, count: u64, first_seq: u64) {
+        if self.shared.conversations.store().is_none() {
             let count = u32::try_from(count).unwrap_or(u32::MAX);
             self.reply(&Frame::Ack { count, first_seq });
         }
-        if let Some(companion) = companion {
-            self.push_to(companion, run);
-        }
-        Ok(())
     }
 
     /// Hands a file chunk to the companion if it is connected: live only, never numbered or
@@ -553,7 +588,7 @@ impl Session {
 
 /// Writes consecutive sequence numbers from `first_seq`, and the relay's clock, into each frame
 /// of `run`; returns how many frames there are and the last one's id.
-pub(crate) fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, MessageId) {
+fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) -> (u64, MessageId) {
     let sent_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -572,7 +607,7 @@ pub(crate) fn stamp_run(run: &mut BytesMut, first_seq: u64, max_frame: usize) ->
 }
 
 /// The store's answer for a run, as the sender's `Ack` (or an error) in its mailbox.
-pub(crate) fn ack_when_stored(mailbox: &Link, count: u64, first_seq: u64) -> Done {
+fn ack_when_stored(mailbox: &Link, count: u64, first_seq: u64) -> Done {
     let mailbox = mailbox.clone();
     Box::new(move |result| {
         let frame = match result {

@@ -16,12 +16,12 @@ use p2pchat_proto::{
     encode_to_bytes, fold_nick, peek_header, write_said, ErrorCode, Frame, MemberEntry, NewsKind,
     RoomAction, RoomEntry, RoomInfo, RoomNews, HEADER_LEN, MESSAGE_HEAD,
 };
-use p2pchat_store::{Run, StoreError, StoredMessage};
+use p2pchat_store::{StoreError, StoredMessage};
 use tracing::info;
 
 use crate::catchup::Source;
 use crate::mailbox::{Link, Refused};
-use crate::relay::{ack_when_stored, stamp_run, Job, Route, Unsent};
+use crate::relay::{Job, Numbered, Route, Unsent};
 use crate::rooms::{Entered, Room, RoomError, RoomState};
 use crate::session::Session;
 
@@ -194,30 +194,19 @@ impl Session {
 
     /// Numbers `run` in the room, queues it for the store and hands one shared copy, as `Said`
     /// frames, to every other member in the room now; all under the room's lock.
-    pub(crate) fn send_room_run(&mut self, room: &Room, mut run: BytesMut) -> Result<(), Unsent> {
-        let store = self.shared.conversations.store().cloned();
+    pub(crate) fn send_room_run(&mut self, room: &Room, run: BytesMut) -> Result<(), Unsent> {
         let me = self.me.clone().unwrap_or_default();
         let mut state = room.lock();
         if !state.serves(&me, self.id) {
             // Replaced, kicked or banned meanwhile: not acknowledged, so not lost.
             return Ok(());
         }
-        let first_seq = state.last_seq + 1;
-        let (count, last_id) = stamp_run(&mut run, first_seq, self.shared.max_frame);
-        let run = run.freeze();
-        if let Some(store) = &store {
-            let stored = Run {
-                conversation: room.key.clone(),
-                sender: me.clone(),
-                frames: run.clone(),
-            };
-            if store
-                .try_append(stored, ack_when_stored(&self.mailbox, count, first_seq))
-                .is_err()
-            {
-                return Err(Unsent::Park(run));
-            }
-        }
+        let Numbered {
+            run,
+            first_seq,
+            count,
+            last_id,
+        } = self.number_run(&room.key, state.last_seq, run)?;
         state.last_seq += count;
         let last_seq = state.last_seq;
         let author = match state.member_mut(&me) {
@@ -240,10 +229,7 @@ impl Session {
         for link in slow {
             link.too_slow();
         }
-        if store.is_none() {
-            let count = u32::try_from(count).unwrap_or(u32::MAX);
-            self.reply(&Frame::Ack { count, first_seq });
-        }
+        self.ack_live(count, first_seq);
         Ok(())
     }
 
@@ -285,13 +271,20 @@ impl Session {
         announce(&state, Some(&me), NewsKind::Offline, &nick, [0; 32]);
     }
 
+    /// The room the session is in, or `None` after telling the client it is in none.
+    fn current_room(&mut self) -> Option<Arc<Room>> {
+        if let Route::Room { room, .. } = &self.route {
+            return Some(room.clone());
+        }
+        self.reply_error(ErrorCode::NotInRoom, "you are not in a room".into());
+        None
+    }
+
     /// `Part`: stops being a member of the current room and goes back to pairing.
     pub(crate) fn part(&mut self) {
-        let Route::Room { room, .. } = &self.route else {
-            let text = "you are not in a room".into();
-            return self.reply_error(ErrorCode::NotInRoom, text);
+        let Some(room) = self.current_room() else {
+            return;
         };
-        let room = room.clone();
         let me = self.me.clone().unwrap_or_default();
         let mut state = room.lock();
         let (removed, new_owner) = self.shared.rooms.remove(&room, &mut state, &me);
@@ -310,11 +303,9 @@ impl Session {
 
     /// `RoomAdmin`: an order from the room's owner.
     pub(crate) fn room_admin(&mut self, action: RoomAction, nick: String) {
-        let Route::Room { room, .. } = &self.route else {
-            let text = "you are not in a room".into();
-            return self.reply_error(ErrorCode::NotInRoom, text);
+        let Some(room) = self.current_room() else {
+            return;
         };
-        let room = room.clone();
         let me = self.me.clone().unwrap_or_default();
         let mut state = room.lock();
         let order = self
