@@ -260,3 +260,63 @@ fn a_member_who_stops_reading_does_not_slow_the_room() {
     server.expect_log("too slow for the room");
     ann.expect("stuck went away");
 }
+
+/// A file of `size` bytes of a varied pattern (so a misplaced chunk shows).
+fn make_file(path: &std::path::Path, size: usize) {
+    let mut state = 0x2545_F491_4F6C_DD1Du64 ^ size as u64;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_file_sent_to_the_room_reaches_each_member_who_accepts_it() {
+    let server = Server::start(&[]);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let with_downloads = |nick: &str, dir: &tempfile::TempDir| {
+        let downloads = dir.path().to_str().unwrap().to_owned();
+        let client = server.client_with(nick, &["--room", "share", "--downloads", &downloads]);
+        client.expect("You are in room share");
+        client
+    };
+    let ann = with_downloads("ann", &dirs[0]);
+    let bob = with_downloads("bob", &dirs[1]);
+    let cy = with_downloads("cy", &dirs[2]);
+    ann.expect("cy joined the room");
+    let source = tempfile::tempdir().unwrap();
+    let path = source.path().join("report.bin");
+    make_file(&path, 3 * 1024 * 1024 + 17);
+    ann.say(&format!("/send {}", path.display()));
+    bob.expect("ann offers report.bin (3.1 MB)");
+    cy.expect("ann offers report.bin");
+    cy.say("/decline");
+    ann.expect("cy declined report.bin");
+    bob.say("/accept");
+    bob.expect_within("Saved report.bin", LONG);
+    ann.expect_within("bob received report.bin (SHA-256 verified)", LONG);
+    let got = std::fs::read(dirs[1].path().join("report.bin")).unwrap();
+    assert_eq!(got, std::fs::read(&path).unwrap(), "bob's copy differs");
+    assert!(
+        !dirs[2].path().join("report.bin").exists(),
+        "cy declined and got nothing"
+    );
+    // Chat goes on in the room meanwhile and after.
+    ann.say("did you get it?");
+    bob.expect("💬 ann: did you get it?");
+    // A member who joins later was not there for the offer: offered again, it reaches them.
+    let dee_dir = tempfile::tempdir().unwrap();
+    let dee = with_downloads("dee", &dee_dir);
+    ann.expect("dee joined the room");
+    ann.say(&format!("/send {}", path.display()));
+    dee.expect("ann offers report.bin");
+    dee.say("/accept");
+    dee.expect_within("Saved report.bin", LONG);
+    let got = std::fs::read(dee_dir.path().join("report.bin")).unwrap();
+    assert_eq!(got, std::fs::read(&path).unwrap(), "dee's copy differs");
+}

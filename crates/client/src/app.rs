@@ -38,6 +38,8 @@ mod pausing;
 mod queue;
 #[path = "receiving.rs"]
 mod receiving;
+#[path = "room_files.rs"]
+mod room_files;
 #[path = "rooming.rs"]
 mod rooming;
 #[path = "typing.rs"]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use p2pchat_proto::{fold_nick, safe_file_name, ErrorCode, FileChunk, Frame};
 use p2pchat_secure::e2e::OVERHEAD;
+use p2pchat_secure::room::CHUNK_OVERHEAD;
 use p2pchat_secure::{FileControl, TransferId};
 
 use super::{printable, show, App, Effect, Link, Style};
@@ -20,11 +21,23 @@ use crate::transfers::{human_size, Side, Stage, Transfer, CHUNK};
 impl App {
     /// File bytes per chunk: `CHUNK`, or less if the relay's messages are smaller.
     pub(super) fn chunk_len(&self) -> usize {
-        CHUNK.min(self.max_message.saturating_sub(OVERHEAD)).max(1)
+        let overhead = match self.room {
+            Some(_) => CHUNK_OVERHEAD,
+            None => OVERHEAD,
+        };
+        CHUNK.min(self.max_message.saturating_sub(overhead)).max(1)
     }
 
     /// The companion files can go to now (connected, with a key), printable; or why not.
     pub(super) fn file_companion(&self) -> Result<String, String> {
+        if let Some(room) = &self.room {
+            if self.link == Link::Up && !room.listing {
+                return Ok(format!("room {}", printable(&room.name)));
+            }
+            return Err(
+                "❌ Not connected to the room right now; try again once reconnected".into(),
+            );
+        }
         let ready = self.link == Link::Up && self.present && self.channel.is_some();
         match &self.companion {
             Some(nick) if ready => Ok(printable(nick)),
@@ -64,6 +77,7 @@ impl App {
             order: 0,
             resyncing: false,
             strays: 0,
+            author: None,
         });
         vec![Effect::LookAtFile { transfer, path }]
     }
@@ -90,7 +104,9 @@ impl App {
             }
         };
         let name = safe_file_name(&facts.name);
-        let nick = self.companion_name();
+        let nick = self
+            .file_companion()
+            .unwrap_or_else(|_| self.companion_name());
         let path = match &known.side {
             Side::Sending { path, .. } => path.clone(),
             Side::Receiving { .. } => return Vec::new(),
@@ -228,9 +244,9 @@ impl App {
         offset: u64,
         data: &[u8],
     ) -> Vec<Effect> {
-        let Some(channel) = &self.channel else {
+        if self.channel.is_none() && self.room.is_none() {
             return Vec::new();
-        };
+        }
         let Some(known) = self.transfers.get_mut(&transfer) else {
             return Vec::new(); // stopped: a piece read before it was
         };
@@ -240,8 +256,13 @@ impl App {
         if self.link != Link::Up {
             return Vec::new();
         }
-        let mut body = Vec::with_capacity(data.len() + OVERHEAD);
-        if let Err(err) = channel.seal_chunk(&transfer, offset, data, &mut body) {
+        let mut body = Vec::with_capacity(data.len() + CHUNK_OVERHEAD.max(OVERHEAD));
+        let sealed = match (&self.room, &self.channel) {
+            (Some(room), _) => room.seal_chunk(&transfer, offset, data, &mut body),
+            (None, Some(channel)) => channel.seal_chunk(&transfer, offset, data, &mut body),
+            (None, None) => return Vec::new(),
+        };
+        if let Err(err) = sealed {
             let why = format!("could not encrypt it ({err})");
             return self.stop_sending(&transfer, &why, "the sender could not encrypt the file");
         }

@@ -236,6 +236,7 @@ impl App {
             order: 0,
             resyncing: false,
             strays: 0,
+            author: None,
         });
         true
     }
@@ -294,6 +295,7 @@ impl App {
                 order: 0,
                 resyncing: true,
                 strays: 0,
+                author: None,
             });
             effects.push(show(
                 Style::Notice,

@@ -14,7 +14,21 @@ use crate::transfers::{human_size, Side, Stage, Transfer, RESYNC_AFTER};
 
 impl App {
     pub(super) fn on_offer(&mut self, transfer: TransferId, name: &str, size: u64) -> Vec<Effect> {
-        let nick = self.companion_name();
+        self.offer_from(None, transfer, name, size)
+    }
+
+    /// An offer from the companion, or (`author`: folded and as shown) from a room member.
+    pub(super) fn offer_from(
+        &mut self,
+        author: Option<(String, String)>,
+        transfer: TransferId,
+        name: &str,
+        size: u64,
+    ) -> Vec<Effect> {
+        let nick = match &author {
+            Some((_, shown)) => shown.clone(),
+            None => self.companion_name(),
+        };
         let name = safe_file_name(name);
         if self.transfers.get(&transfer).is_some() {
             return Vec::new(); // the same offer again
@@ -41,6 +55,7 @@ impl App {
             order: 0,
             resyncing: false,
             strays: 0,
+            author: author.map(|(folded, _)| folded),
         });
         if self.auto_accept {
             return self.accept_transfer(transfer);
@@ -99,10 +114,13 @@ impl App {
     }
 
     fn accept_transfer(&mut self, transfer: TransferId) -> Vec<Effect> {
-        let nick = self.companion_name();
+        let nick = self.sender_name(&transfer);
         let Some(known) = self.transfers.get_mut(&transfer) else {
             return Vec::new();
         };
+        // In a room the stream may be under way for others: what comes before it restarts
+        // for us is dropped (see `on_chunk`).
+        known.resyncing = known.author.is_some();
         let Side::Receiving { dir } = &known.side else {
             return Vec::new();
         };
@@ -154,12 +172,16 @@ impl App {
         if !known.receiving() {
             return Vec::new();
         }
-        let Some(channel) = &self.channel else {
-            return Vec::new();
+        let opened = match (&known.author, &self.room, &self.channel) {
+            (Some(author), Some(room), _) => room.open_chunk(author, &transfer, offset, &body),
+            (None, _, Some(channel)) => channel
+                .open_chunk(false, &transfer, offset, &body)
+                .map_err(|_| ()),
+            _ => return Vec::new(),
         };
-        let data = match channel.open_chunk(false, &transfer, offset, &body) {
+        let data = match opened {
             Ok(data) => data,
-            Err(_) => {
+            Err(()) => {
                 return self.fail_receiving(
                     &transfer,
                     "a piece failed its integrity check (altered in transit or by the relay)",

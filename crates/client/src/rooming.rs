@@ -20,10 +20,10 @@ pub(super) struct RoomView {
     folded: String,
     owner: String,
     invite_only: bool,
-    members: Vec<MemberEntry>,
+    pub(super) members: Vec<MemberEntry>,
     /// A `Members` list is arriving (the next frame continues it).
-    listing: bool,
-    keys: RoomKeys,
+    pub(super) listing: bool,
+    pub(super) keys: RoomKeys,
 }
 
 impl App {
@@ -92,6 +92,9 @@ impl App {
                 self.outbox.drop_through(&info.last_id_from_you);
             }
         }
+        if same {
+            effects.extend(self.resume_room_files());
+        }
         effects
     }
 
@@ -155,11 +158,8 @@ impl App {
             }
             Ok(Opened::Message(plain)) => {
                 self.inbox.remember(message.id, message.seq);
-                if plain.file.is_some() {
-                    return vec![show(
-                        Style::Notice,
-                        format!("📎 {name} offered a file to the room; this client cannot receive files in rooms yet"),
-                    )];
+                if let Some(control) = plain.file {
+                    return self.on_room_file_control(&author, &message.author, control);
                 }
                 plain
                     .texts

@@ -89,6 +89,9 @@ pub struct Transfer {
     /// `RESYNC_AFTER` of them the sender's new stream has surely lost its start, and the
     /// receiver asks again.
     pub strays: u32,
+    /// In a room, the member (folded) who offers a file we receive; `None` for a pair's and
+    /// for the files we send.
+    pub author: Option<String>,
 }
 
 impl Transfer {
@@ -246,6 +249,7 @@ mod tests {
             order: 0,
             resyncing: false,
             strays: 0,
+            author: None,
         }
     }
 

@@ -40,10 +40,14 @@ use crate::e2e::{
 use crate::identity::Identity;
 use crate::transfer::FileControl;
 
+#[path = "room_chunk.rs"]
+mod chunk;
 #[path = "room_envelope.rs"]
 mod envelope;
 #[path = "room_wrap.rs"]
 mod wrap;
+
+pub use chunk::CHUNK_OVERHEAD;
 
 use envelope::{associated_data, keys_envelope, names, verified};
 pub use wrap::MAX_WRAP_KEYS;
@@ -54,6 +58,8 @@ pub const ROOM_VERSION: u8 = 2;
 pub const KIND_KEYS: u8 = 0x10;
 /// Envelope kind: a message sealed with a sender key.
 pub const KIND_MESSAGE: u8 = 0x11;
+/// Envelope kind: a piece of a file sent to the room (`room_chunk.rs`).
+pub const KIND_CHUNK: u8 = 0x12;
 /// Most recipients in one `KEYS` envelope: 700 entries make 56,072 bytes, so the envelope fits
 /// a 64 KiB message with room to spare.
 pub const MAX_RECIPIENTS: usize = 700;

@@ -22,6 +22,10 @@ pub(crate) struct Backlog {
     /// Reading pauses while there are any.
     pub(crate) outbound: VecDeque<Bytes>,
     pub(crate) outbound_to: Option<Link>,
+    /// File chunks for room members whose mailbox had no room yet, and since when the oldest
+    /// waits. Reading pauses while there are any.
+    pub(crate) chunk_waits: VecDeque<(Link, Bytes)>,
+    pub(crate) chunks_waiting_since: Option<tokio::time::Instant>,
     /// Frames from the mailbox held back while missed messages are sent ahead of them.
     pub(crate) deferred: Option<VecDeque<Queued>>,
     /// Missed messages to send, one conversation after another, ahead of deferred frames.
@@ -40,6 +44,7 @@ impl Backlog {
     pub(crate) fn is_idle(&self) -> bool {
         self.parked.is_empty()
             && self.outbound.is_empty()
+            && self.chunk_waits.is_empty()
             && self.deferred.is_none()
             && self.replays.is_empty()
             && !self.history_busy

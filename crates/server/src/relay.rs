@@ -242,6 +242,14 @@ impl Session {
     /// stored (files are not history), in order with what this session already sent it, and
     /// slowed down like messages when the companion reads slowly.
     pub(crate) fn forward_chunk(&mut self, frame: Bytes) {
+        if let Route::Room {
+            room,
+            live_after: None,
+        } = &self.route
+        {
+            let room = room.clone();
+            return self.room_chunk(&room, frame);
+        }
         let companion = match &self.route {
             Route::In { conv, side } => {
                 let state = conv.lock();

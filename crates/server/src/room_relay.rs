@@ -233,6 +233,89 @@ impl Session {
         Ok(())
     }
 
+    /// A file chunk in a room: to every other member in the room now, live only (files are not
+    /// history). Members decide for themselves which transfers they take. A member with no room
+    /// for it holds the sender back (reading pauses), for at most a heartbeat.
+    pub(crate) fn room_chunk(&mut self, room: &Room, frame: Bytes) {
+        let me = self.me.clone().unwrap_or_default();
+        let state = room.lock();
+        if !state.serves(&me, self.id) {
+            return;
+        }
+        // Behind chunks still waiting for some member, everything waits, to keep the order.
+        let behind = self
+            .backlog
+            .as_ref()
+            .is_some_and(|b| !b.chunk_waits.is_empty());
+        let full: Vec<(Link, Bytes)> = state
+            .online(Some(&me))
+            .filter_map(|link| {
+                if behind {
+                    return Some((link.clone(), frame.clone()));
+                }
+                match link.push_data(frame.clone()) {
+                    Err(Refused::Full(bytes)) => Some((link.clone(), bytes)),
+                    _ => None,
+                }
+            })
+            .collect();
+        drop(state);
+        if !full.is_empty() {
+            let backlog = self.backlog();
+            backlog.chunk_waits.extend(full);
+            backlog
+                .chunks_waiting_since
+                .get_or_insert_with(tokio::time::Instant::now);
+        }
+    }
+
+    /// Pushes waiting chunks to the members that now have room.
+    pub(crate) fn flush_chunk_waits(&mut self) {
+        let Some(backlog) = self.backlog.as_mut() else {
+            return;
+        };
+        let waits = std::mem::take(&mut backlog.chunk_waits);
+        // Once a member has no room, its later chunks wait too (they must not overtake).
+        let mut blocked: Vec<Link> = Vec::new();
+        for (link, bytes) in waits {
+            if blocked.iter().any(|b| Arc::ptr_eq(b, &link)) {
+                backlog.chunk_waits.push_back((link, bytes));
+                continue;
+            }
+            if let Err(Refused::Full(bytes)) = link.push_data(bytes) {
+                blocked.push(link.clone());
+                backlog.chunk_waits.push_back((link, bytes));
+            }
+        }
+        if backlog.chunk_waits.is_empty() {
+            backlog.chunks_waiting_since = None;
+            self.resumed();
+        }
+    }
+
+    /// Members that took no chunk for a whole heartbeat are too slow for the room: they are let
+    /// go (and resume the file when back), and the sender goes on.
+    pub(crate) fn give_up_chunk_waits(
+        &mut self,
+        now: tokio::time::Instant,
+        heartbeat: std::time::Duration,
+    ) {
+        let Some(backlog) = self.backlog.as_mut() else {
+            return;
+        };
+        if backlog
+            .chunks_waiting_since
+            .is_none_or(|since| since + heartbeat > now)
+        {
+            return;
+        }
+        for (link, _) in std::mem::take(&mut backlog.chunk_waits) {
+            link.too_slow();
+        }
+        backlog.chunks_waiting_since = None;
+        self.resumed();
+    }
+
     /// `Received` in a room.
     pub(crate) fn room_received(&mut self, room: &Room, seq: u64) {
         let me = self.me.clone().unwrap_or_default();

@@ -205,9 +205,10 @@ impl Session {
                 self.backlog = None;
             }
             let backlog = self.backlog.as_deref();
-            let companion_room = backlog
-                .filter(|b| !b.outbound.is_empty())
-                .and_then(|b| b.outbound_to.clone());
+            let companion_room = backlog.and_then(|b| match b.outbound.is_empty() {
+                false => b.outbound_to.clone(),
+                true => b.chunk_waits.front().map(|(link, _)| link.clone()),
+            });
             let store_room = backlog.is_some_and(|b| !b.parked.is_empty()) && self.route.live();
             let store = match store_room {
                 true => self.shared.conversations.store().cloned(),
@@ -235,6 +236,7 @@ impl Session {
                 Step::Writable(Ok(())) => self.write_some(stream),
                 Step::Room => {
                     self.flush_outbound();
+                    self.flush_chunk_waits();
                     Ok(())
                 }
                 Step::StoreRoom => {
@@ -339,6 +341,7 @@ impl Session {
         if self.writing() && self.write_progress + heartbeat <= now {
             return Some(End::WriterGone);
         }
+        self.give_up_chunk_waits(now, heartbeat);
         match self.phase {
             Phase::Joined => {
                 // While this session is not reading (the companion's mailbox or the store is
@@ -383,9 +386,9 @@ impl Session {
 
     /// Whether reading from the client is paused because its messages cannot move on yet.
     pub(crate) fn paused(&self) -> bool {
-        self.backlog
-            .as_ref()
-            .is_some_and(|b| !b.parked.is_empty() || !b.outbound.is_empty())
+        self.backlog.as_ref().is_some_and(|b| {
+            !b.parked.is_empty() || !b.outbound.is_empty() || !b.chunk_waits.is_empty()
+        })
     }
 
     /// The backlog, allocated if the session had none.
