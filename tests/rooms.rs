@@ -320,3 +320,26 @@ fn a_file_sent_to_the_room_reaches_each_member_who_accepts_it() {
     let got = std::fs::read(dee_dir.path().join("report.bin")).unwrap();
     assert_eq!(got, std::fs::read(&path).unwrap(), "dee's copy differs");
 }
+
+#[test]
+fn a_member_whose_key_changed_is_warned_about_loudly() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "lobby");
+    let mut bob = member(&server, "bob", "lobby");
+    ann.expect("bob joined the room");
+    // bob gives the nickname up; someone with another key takes it and comes into the room.
+    bob.say("/release");
+    bob.expect("Nickname bob released");
+    // Released, the nickname is in no room any more: its next owner starts as a stranger.
+    ann.expect("bob left the room");
+    bob.say("/exit");
+    bob.wait_exit();
+    let other = tempfile::tempdir().unwrap();
+    let identity = other.path().join("identity");
+    let identity = identity.to_str().unwrap();
+    let impostor =
+        server.start_client(&["--nick", "bob", "--room", "lobby", "--identity", identity]);
+    impostor.expect("You are in room lobby");
+    ann.expect("bob joined the room");
+    ann.expect("THE IDENTITY KEY OF YOUR COMPANION HAS CHANGED");
+}

@@ -306,7 +306,7 @@ fn unreadable(name: &str, err: &E2eError) -> String {
 }
 
 /// The warning for a companion whose key is not the pinned one.
-fn key_changed_lines(name: &str, old: &PublicKey, new: &PublicKey) -> Vec<String> {
+pub(super) fn key_changed_lines(name: &str, old: &PublicKey, new: &PublicKey) -> Vec<String> {
     vec![
         "⚠️⚠️⚠️ WARNING: THE IDENTITY KEY OF YOUR COMPANION HAS CHANGED ⚠️⚠️⚠️".to_owned(),
         format!("   {name}'s key was   {}", key_fingerprint(old)),

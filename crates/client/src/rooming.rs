@@ -12,6 +12,7 @@ use p2pchat_secure::RoomKeys;
 
 use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, Style};
 use crate::inbox::Arrival;
+use crate::keys::{check_pin, pin_name, PinOutcome};
 use crate::outbox::Batch;
 
 /// The room this client is in.
@@ -107,12 +108,16 @@ impl App {
             view.members.clear();
             view.listing = true;
         }
-        view.members.extend(entries);
+        view.members.extend(entries.iter().cloned());
+        let mut effects = self.pin_members(&entries);
+        let Some(view) = self.room.as_mut() else {
+            return effects;
+        };
         if more {
-            return Vec::new();
+            return effects;
         }
         view.listing = false;
-        let mut effects = vec![show(Style::Notice, members_line(view))];
+        effects.push(show(Style::Notice, members_line(view)));
         effects.extend(self.send_unsent());
         effects
     }
@@ -194,15 +199,18 @@ impl App {
                     online: true,
                 };
                 match position {
-                    Some(at) => view.members[at] = entry,
-                    None => view.members.push(entry),
+                    Some(at) => view.members[at] = entry.clone(),
+                    None => view.members.push(entry.clone()),
                 }
-                if news.kind == NewsKind::Joined {
+                let text = if news.kind == NewsKind::Joined {
                     view.keys.rotate();
                     format!("👋 {nick} joined the room")
                 } else {
                     format!("🟢 {nick} is back in the room")
-                }
+                };
+                let mut effects = vec![show(Style::Notice, text)];
+                effects.extend(self.pin_members(&[entry]));
+                return effects;
             }
             NewsKind::Offline => {
                 if let Some(at) = position {
@@ -240,6 +248,30 @@ impl App {
             }
         };
         vec![show(Style::Notice, text)]
+    }
+
+    /// Checks members' keys against the pins (the same as for one-to-one companions): a key
+    /// seen first is pinned quietly, a changed one is warned about loudly, as for a companion.
+    fn pin_members(&mut self, entries: &[MemberEntry]) -> Vec<Effect> {
+        let me = fold_nick(self.nick.as_deref().unwrap_or_default());
+        let mut effects = Vec::new();
+        for entry in entries.iter().filter(|e| e.key != [0; 32]) {
+            if fold_nick(&entry.nick) == me {
+                continue;
+            }
+            let name = pin_name(&self.relay, &entry.nick);
+            let (outcome, failed) = check_pin(self.pins.as_mut(), &name, &entry.key);
+            if let PinOutcome::Changed { old } = outcome {
+                let shown = printable(&entry.nick);
+                let lines = super::encryption::key_changed_lines(&shown, &old, &entry.key);
+                effects.extend(lines.into_iter().map(|line| show(Style::Error, line)));
+            }
+            if let Some(err) = failed {
+                let text = format!("⚠️ Could not remember a member's key: {err}");
+                effects.push(show(Style::Error, text));
+            }
+        }
+        effects
     }
 
     /// The owner removed this client from its room; the relay pairs it again.

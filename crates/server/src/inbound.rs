@@ -348,6 +348,8 @@ impl Session {
         };
         if self.shared.owners.release(&nick, &self.key) {
             info!("🔓 {nick} released their nickname");
+            // Whoever registers the nickname next must not find its rooms waiting for them.
+            self.leave_all_rooms();
         }
         self.reply(&Frame::Released(nick.to_string()));
     }

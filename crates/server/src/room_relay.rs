@@ -368,9 +368,29 @@ impl Session {
         let Some(room) = self.current_room() else {
             return;
         };
+        self.stop_being_member(&room);
+        self.route = Route::Anyone { last: None };
+        self.generation += 1;
+        let _ = self.shared.hub.chat_with(self.id, None);
+    }
+
+    /// The member leaves every room it is in (its nickname was released).
+    pub(crate) fn leave_all_rooms(&mut self) {
+        for room in self.shared.rooms.all() {
+            self.stop_being_member(&room);
+        }
+        if let Route::Room { .. } = self.route {
+            self.route = Route::Anyone { last: None };
+            self.generation += 1;
+            let _ = self.shared.hub.chat_with(self.id, None);
+        }
+    }
+
+    /// This member is one of `room`'s no more; the others hear it.
+    fn stop_being_member(&mut self, room: &Room) {
         let me = self.me.clone().unwrap_or_default();
         let mut state = room.lock();
-        let (removed, new_owner) = self.shared.rooms.remove(&room, &mut state, &me);
+        let (removed, new_owner) = self.shared.rooms.remove(room, &mut state, &me);
         if let Some(member) = removed {
             announce(&state, None, NewsKind::Left, &member.nick, [0; 32]);
             info!("🚪 {} left room {}", member.nick, state.name);
@@ -378,10 +398,6 @@ impl Session {
         if let Some(owner) = new_owner {
             announce(&state, None, NewsKind::Owner, &owner, [0; 32]);
         }
-        drop(state);
-        self.route = Route::Anyone { last: None };
-        self.generation += 1;
-        let _ = self.shared.hub.chat_with(self.id, None);
     }
 
     /// `RoomAdmin`: an order from the room's owner.

@@ -233,6 +233,11 @@ impl Rooms {
         }
     }
 
+    /// Every room (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<Room>> {
+        self.lock().rooms.values().cloned().collect()
+    }
+
     /// The room called `name`, created with `owner` (folded) as its owner if it does not exist.
     pub(crate) fn get_or_create(&self, name: &str, owner: &str) -> Result<Arc<Room>, RoomError> {
         validate_room(name).map_err(RoomError::Invalid)?;
@@ -405,7 +410,7 @@ impl Rooms {
     /// Rooms `folded` may see (open ones and their own): how many, and up to `limit`, most
     /// members first, as (name, members, online, invite-only, member).
     pub(crate) fn list(&self, folded: &str, limit: usize) -> (usize, Vec<Listed>) {
-        let rooms: Vec<Arc<Room>> = self.lock().rooms.values().cloned().collect();
+        let rooms = self.all();
         let mut listed: Vec<Listed> = rooms
             .iter()
             .filter_map(|room| {
