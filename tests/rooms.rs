@@ -343,3 +343,29 @@ fn a_member_whose_key_changed_is_warned_about_loudly() {
     ann.expect("bob joined the room");
     ann.expect("THE IDENTITY KEY OF YOUR COMPANION HAS CHANGED");
 }
+
+#[test]
+fn a_member_who_comes_back_later_gets_what_was_said_while_away() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "lobby");
+    let mut cy = member(&server, "cy", "lobby");
+    ann.expect("cy joined the room");
+    ann.say("before");
+    cy.expect("💬 ann: before");
+    cy.say("/exit");
+    cy.wait_exit();
+    ann.expect("cy went away");
+    for line in ["while-away-1", "while-away-2"] {
+        ann.say(line);
+    }
+    // A new process, with none of the keys the first one had.
+    let cy = server.client_with("cy", &["--room", "lobby"]);
+    cy.expect("You are in room lobby");
+    cy.expect("💬 ann: while-away-1");
+    cy.expect("💬 ann: while-away-2");
+    ann.expect("cy is back in the room");
+    assert!(
+        !cy.output().iter().any(|l| l.contains("💬 ann: before")),
+        "what cy had already seen came again"
+    );
+}

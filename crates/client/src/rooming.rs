@@ -216,6 +216,9 @@ impl App {
                 if let Some(at) = position {
                     view.members[at].online = false;
                 }
+                // They may come back as a new process, without the keys they had: what is said
+                // meanwhile goes under a new key, sent to them too, which waits in the history.
+                view.keys.rotate();
                 format!("💤 {nick} went away (they get what they missed when they come back)")
             }
             NewsKind::Left | NewsKind::Kicked | NewsKind::Banned => {
