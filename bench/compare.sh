@@ -22,11 +22,16 @@
 #   --appendonly yes --appendfsync always: acknowledged msgs/s at 1 and at 1,000 conversations
 #   and ack latency at full load, then ack latency again with both servers paced at 10% of the
 #   relay's peak (targets: 2x Redis Streams; p50 under 1 ms at 10%).
+# - fanout: one sender and a room of R receivers (1, 10, 100, 1,000) on the relay (encrypted and
+#   plaintext), Redis pub/sub and NATS: delivered msgs/s and the time to the last member's
+#   receipt (target: at least NATS's delivered msgs/s at R = 10 and 100); see bench/fanout.sh.
 #
 #   bench/compare.sh                      the comparison (bench defaults: see MESSAGES etc.)
 #   QUICK=1 bench/compare.sh              a quick run with small counts
 #   LONG=1 REPEAT=3 bench/compare.sh      10x the messages, median of 3 runs (steadier figures)
 #   bench/compare.sh --connections 10000  only the connections scenario, on a fresh relay
+#   bench/compare.sh --fanout             only the fanout table (also FANOUT_ONLY=1 bench/compare.sh
+#                                         or bench/fanout.sh; QUICK=1 works with each)
 #   CONNECTIONS=10000 bench/compare.sh    the comparison, then the connections scenario
 #
 # Environment: MESSAGES (throughput), TRIPS (latency), PAIRS and PER_PAIR (pairs), SIZE (payload
@@ -45,18 +50,23 @@
 # (the relay's abuse limits, default "--max-rate 0 --max-per-ip 0": no per-connection message
 # rate limit and no per-address connection cap, since the bench sends at full speed and opens
 # thousands of connections from one address; set it empty for a relay without these options),
-# RELAY_ARGS (extra `p2pchat server` options). Installs redis-server and nats-server with
-# apt-get if missing. Stops everything it started on exit.
+# RELAY_ARGS (extra `p2pchat server` options), FANOUT=0 (skip the fanout table) and the FANOUT_*
+# variables of bench/fanout.sh. Installs redis-server and nats-server with apt-get if missing.
+# Stops everything it started on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage="usage: $0 [--connections N | --fanout]"
 mode=compare
+[ "${FANOUT_ONLY:-0}" = 1 ] && mode=fanout
 if [ "${1:-}" = "--connections" ]; then
-  [ -n "${2:-}" ] || { echo "usage: $0 [--connections N]" >&2; exit 2; }
+  [ -n "${2:-}" ] || { echo "$usage" >&2; exit 2; }
   mode=connections
   CONNECTIONS=$2
+elif [ "${1:-}" = "--fanout" ] && [ -z "${2:-}" ]; then
+  mode=fanout
 elif [ -n "${1:-}" ]; then
-  echo "usage: $0 [--connections N]" >&2
+  echo "$usage" >&2
   exit 2
 fi
 
@@ -90,8 +100,12 @@ IN_FLIGHT_EACH=${IN_FLIGHT_EACH:-16}
 in_flight_for() { if [ "$1" = 1 ]; then echo "$IN_FLIGHT"; else echo $(($1 * IN_FLIGHT_EACH)); fi; }
 RATE_PERCENT=${RATE_PERCENT:-10}
 RATE_SECONDS=${RATE_SECONDS:-3}
+FANOUT=${FANOUT:-1}
 OUT=${OUT:-$(mktemp -d /tmp/p2pchat-compare.XXXXXX)}
 mkdir -p "$OUT"
+# run_fanout and fanout_table, and the FANOUT_* settings.
+# shellcheck source=bench/fanout.sh
+. bench/fanout.sh
 
 have() { command -v "$1" >/dev/null 2>&1; }
 apt_updated=false
@@ -103,11 +117,21 @@ apt_install() {
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" </dev/null
 }
-wants() { [[ " $TARGETS " == *" $1 "* ]]; }
+# Whether this run uses target $1: in the main table, or (when it is run) the fanout table.
+wants() {
+  case $mode in
+    compare)
+      [[ " $TARGETS " == *" $1 "* ]] ||
+        { [ "$FANOUT" = 1 ] && [[ " $FANOUT_TARGETS " == *" $1 "* ]]; }
+      ;;
+    fanout) [[ " $FANOUT_TARGETS " == *" $1 "* ]] ;;
+    *) false ;;
+  esac
+}
 
 have python3 || apt_install python3
-if [ "$mode" = compare ]; then
-  if { wants redis || [ "$DURABLE" = 1 ]; } && ! have redis-server; then
+if [ "$mode" != connections ]; then
+  if { wants redis || { [ "$mode" = compare ] && [ "$DURABLE" = 1 ]; }; } && ! have redis-server; then
     apt_install redis-server
   fi
   if wants nats && ! have nats-server; then
@@ -311,6 +335,16 @@ fi
 results=$OUT/results.jsonl
 : >"$results"
 failed=()
+if [ "$mode" = fanout ]; then
+  run_fanout
+  fanout_table
+  echo "compare: JSON results, logs and the commands run (commands.txt) in $OUT" >&2
+  if [ ${#failed[@]} -gt 0 ]; then
+    echo "compare: failed: ${failed[*]}" >&2
+    exit 1
+  fi
+  exit 0
+fi
 for run in $(seq "$REPEAT"); do
   for target in $TARGETS; do
     echo "compare: run $run/$REPEAT: $target (throughput $MESSAGES, latency $TRIPS," \
@@ -379,6 +413,8 @@ if [ "$DURABLE" = 1 ]; then
     done
   done
 fi
+
+[ "$FANOUT" = 1 ] && run_fanout
 
 python3 - "$results" "$TARGETS" "$SIZE" "$BATCH" <<'EOF'
 import json, sys
@@ -579,6 +615,10 @@ if notes:
     for n in notes:
         print("note:", n)
 EOF
+fi
+if [ "$FANOUT" = 1 ]; then
+  echo
+  fanout_table
 fi
 echo "compare: JSON results, logs and the commands run (commands.txt) in $OUT" >&2
 

@@ -51,6 +51,10 @@ fn every_scenario_runs_and_verifies_against_the_relay() {
         "200",
         "--sample",
         "10",
+        "--members",
+        "1,5",
+        "--deliveries",
+        "2000",
         "all",
     ]);
     let scenarios: Vec<&str> = results
@@ -59,7 +63,15 @@ fn every_scenario_runs_and_verifies_against_the_relay() {
         .collect();
     assert_eq!(
         scenarios,
-        ["throughput", "latency", "pairs", "durable", "connections"]
+        [
+            "throughput",
+            "latency",
+            "pairs",
+            "durable",
+            "connections",
+            "fanout",
+            "fanout"
+        ]
     );
     for result in &results {
         assert_eq!(result["target"], "p2pchat");
@@ -70,6 +82,18 @@ fn every_scenario_runs_and_verifies_against_the_relay() {
     assert!(results[3]["msgs_per_sec"].as_f64().expect("acked rate") > 0.0);
     assert_eq!(results[4]["sample_ok"], 10);
     assert!(results[4]["bytes_per_connection"].as_f64().is_some());
+    // One room of 1 member, one of 5: every message reached every member once, in order (the
+    // bench checks), so the deliveries are messages × members.
+    for (result, members) in results[5..].iter().zip([1, 5]) {
+        assert_eq!(result["members"], members, "{result}");
+        assert!(
+            result["delivered_per_sec"]
+                .as_f64()
+                .expect("delivered rate")
+                > 0.0,
+            "{result}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,9 @@ use anyhow::{bail, Result};
 
 use crate::payload;
 
+/// Largest room the fanout scenario makes (each member is a connection of the bench).
+pub const MAX_MEMBERS: usize = 100_000;
+
 /// The server a bench run talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
@@ -29,6 +32,12 @@ impl Target {
             Self::Redis => "redis",
             Self::Nats => "nats",
         }
+    }
+
+    /// Whether one message can go to many receivers (a p2pchat room, a Redis channel, a NATS
+    /// subject): the fanout scenario's targets.
+    pub fn has_rooms(self) -> bool {
+        matches!(self, Self::P2pchat | Self::Redis | Self::Nats)
     }
 }
 
@@ -78,6 +87,9 @@ pub enum Scenario {
     Durable,
     /// Many idle logged-in clients (p2pchat only): server memory per connection.
     Connections,
+    /// One sender, a room of `--members` receivers (p2pchat room, Redis channel, NATS
+    /// subject): delivered messages/s and the time from send to the last member's receipt.
+    Fanout,
     /// Every scenario the target supports, in the order above.
     All,
 }
@@ -91,6 +103,7 @@ impl Scenario {
             Self::Pairs => "pairs",
             Self::Durable => "durable",
             Self::Connections => "connections",
+            Self::Fanout => "fanout",
             Self::All => "all",
         }
     }
@@ -105,13 +118,16 @@ impl Scenario {
     pairs (--pairs conversations each sending --per-pair messages one way, all at once), \
     durable (--pairs conversations sending --messages in all, at most --in-flight \
     unacknowledged, optionally at --rate; p2pchat or Redis Streams with XADD), \
-    connections (--connections idle clients, then one message through --sample pairs).\n\n\
+    connections (--connections idle clients, then one message through --sample pairs), \
+    fanout (one sender to rooms of each of --members receivers, about --deliveries deliveries \
+    each, at most --window messages not yet received by every member).\n\n\
     Examples:\n  \
     p2pchat bench --port 8888 throughput latency\n  \
     p2pchat bench --target redis --port 6379 --server-pid $(pidof redis-server) --json all\n  \
     p2pchat bench --target direct pairs --pairs 100\n  \
     p2pchat bench --port 8888 durable --pairs 1000 --rate 50000\n  \
-    p2pchat bench --port 8888 --server-pid PID connections --connections 10000"
+    p2pchat bench --port 8888 --server-pid PID connections --connections 10000\n  \
+    p2pchat bench --target nats --port 4222 fanout --members 10,100"
 )]
 pub struct BenchArgs {
     /// Scenarios to run, in order (default: all).
@@ -185,6 +201,18 @@ pub struct BenchArgs {
     /// per 10,000 connections).
     #[arg(long, value_name = "N")]
     pub source_ips: Option<u8>,
+    /// fanout: room sizes (receivers besides the sender), one run each, in order.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 10, 100, 1000], value_name = "R,..")]
+    pub members: Vec<usize>,
+    /// fanout: messages the sender may have sent that some member has not received yet. Keep
+    /// it times the frame size well under the relay's 256 KiB queue per member: a member whose
+    /// queue overflows is disconnected as too slow for the room.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub window: u64,
+    /// fanout: deliveries (messages × members) per room size; each room size sends
+    /// max(this / members, 100) messages.
+    #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+    pub deliveries: u64,
     /// Connections being set up at once when making many. Keep it under the server's listen
     /// backlog (128 for a Rust server bound the usual way): a SYN that overflows the backlog is
     /// dropped and retried a second later, which then dominates the connect time.
@@ -231,6 +259,9 @@ impl BenchArgs {
                 if self.target == Target::P2pchat {
                     plan.push(Scenario::Connections);
                 }
+                if self.target.has_rooms() {
+                    plan.push(Scenario::Fanout);
+                }
             } else if scenario == Scenario::Connections && self.target != Target::P2pchat {
                 bail!(
                     "the connections scenario is not supported for --target {} (p2pchat only)",
@@ -241,6 +272,11 @@ impl BenchArgs {
             {
                 bail!(
                     "the durable scenario is not supported for --target {} (p2pchat or redis)",
+                    self.target.name()
+                );
+            } else if scenario == Scenario::Fanout && !self.target.has_rooms() {
+                bail!(
+                    "the fanout scenario is not supported for --target {} (p2pchat, redis or nats)",
                     self.target.name()
                 );
             } else {
@@ -276,6 +312,15 @@ impl BenchArgs {
         }
         if self.batch == 0 || self.batch > usize::from(u16::MAX) {
             bail!("--batch must be between 1 and {}", u16::MAX);
+        }
+        if self.members.is_empty() || self.members.iter().any(|&r| r == 0 || r > MAX_MEMBERS) {
+            bail!("--members must list room sizes between 1 and {MAX_MEMBERS}");
+        }
+        if self.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        if self.deliveries == 0 {
+            bail!("--deliveries must be at least 1");
         }
         if self.timeout == 0 {
             bail!("--timeout must be at least 1 second");

@@ -134,6 +134,8 @@ pub enum Event<'a> {
     /// A message payload (an envelope in end-to-end mode) and, for p2pchat frames, its id
     /// (zero for the other formats).
     Message { id: MessageId, body: &'a [u8] },
+    /// A p2pchat room message's body (the author's, byte for byte).
+    Said { body: &'a [u8] },
     /// A p2pchat frame other than `Message` and `Ping`.
     Frame(Frame),
     /// Redis integer reply.
@@ -246,6 +248,7 @@ impl Reader {
                             body: &rest[range],
                         })
                     }
+                    Parsed::Said(range) => Some(Event::Said { body: &rest[range] }),
                     Parsed::Frame(Frame::Ping(token)) => {
                         let pong = p2pchat_proto::encode_to_vec(&Frame::Pong(token));
                         self.replies.extend_from_slice(&pong);
@@ -268,6 +271,9 @@ impl Reader {
                             ErrorCode::RateLimited | ErrorCode::TooManyConnections => {
                                 " (a load generator needs the relay's limits off: start it with \
                                  --max-rate 0 --max-per-ip 0)"
+                            }
+                            ErrorCode::RoomRefused => {
+                                " (for a big room, start the relay with --max-room-members N)"
                             }
                             _ => "",
                         };
@@ -336,7 +342,7 @@ impl Reader {
     /// message arriving here is an error. For connections a scenario does not read from.
     pub async fn drain(mut self, what: &'static str) -> Result<()> {
         self.next(|event| match event {
-            Event::Message { .. } => bail!("unexpected message on {what}"),
+            Event::Message { .. } | Event::Said { .. } => bail!("unexpected message on {what}"),
             _ => Ok(None::<()>),
         })
         .await

@@ -10,7 +10,8 @@
 //! parsers and encoders), `e2e` (sealing, batching and checking messages in either mode),
 //! `security` (TLS and per-client identities), `conn` (a connection's reader and writer), `p2p`
 //! (relay login), `targets` (making conversations on each server), `traffic` (senders, receivers, supervision),
-//! `scenarios`, `durable` and `connections` (the load), `ledger` (pure ack accounting and pacing),
+//! `scenarios`, `durable`, `connections` and `fanout` (the load; `room` joins a p2pchat room),
+//! `ledger` (pure ack accounting and pacing), `receipts` (pure fanout bookkeeping),
 //! `report` (tables and JSON), `sys` (CPU, memory, limits), `splice` (the baseline relay).
 
 mod args;
@@ -18,10 +19,13 @@ mod conn;
 mod connections;
 mod durable;
 mod e2e;
+mod fanout;
 mod ledger;
 mod p2p;
 mod payload;
+mod receipts;
 mod report;
+mod room;
 mod scenarios;
 mod security;
 mod splice;
@@ -69,20 +73,29 @@ async fn run_plan(args: &BenchArgs, plan: &[Scenario]) -> Result<()> {
     };
     let security = RunSecurity::new(args.security(), &args.host, args.port.unwrap_or(0))?;
     let security = Arc::new(security);
-    for (i, &scenario) in plan.iter().enumerate() {
+    // The fanout scenario runs once per room size; every other scenario once.
+    let runs = plan.iter().flat_map(|&scenario| match scenario {
+        Scenario::Fanout => args.members.iter().map(|&r| (scenario, r)).collect(),
+        _ => vec![(scenario, 0)],
+    });
+    for (i, (scenario, members)) in runs.enumerate() {
         if i > 0 {
             // Let the server finish closing the previous scenario's connections.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let ctx = Arc::new(make_ctx(args, scenario, server, &security).await?);
+        let size = match scenario {
+            Scenario::Fanout => format!(", {members} members"),
+            _ => String::new(),
+        };
         eprintln!(
-            "bench: {} against {} at {} ({})",
+            "bench: {}{size} against {} at {} ({})",
             scenario.name(),
             args.target.name(),
             ctx.addr,
             security.mode.name()
         );
-        let report = run_one(ctx, args, scenario).await?;
+        let report = run_one(ctx, args, scenario, members).await?;
         let mut stdout = std::io::stdout().lock();
         if args.json {
             writeln!(stdout, "{}", report.to_json())?;
@@ -95,7 +108,13 @@ async fn run_plan(args: &BenchArgs, plan: &[Scenario]) -> Result<()> {
     Ok(())
 }
 
-async fn run_one(ctx: Arc<Ctx>, args: &BenchArgs, scenario: Scenario) -> Result<Report> {
+/// Runs `scenario` (with a room of `members` for fanout) within `--timeout`.
+async fn run_one(
+    ctx: Arc<Ctx>,
+    args: &BenchArgs,
+    scenario: Scenario,
+    members: usize,
+) -> Result<Report> {
     let progress = Arc::new(Progress::default());
     let mut limit = Duration::from_secs(args.timeout);
     let work = {
@@ -107,6 +126,7 @@ async fn run_one(ctx: Arc<Ctx>, args: &BenchArgs, scenario: Scenario) -> Result<
                 Scenario::Pairs => scenarios::pairs(ctx, args, progress).await,
                 Scenario::Durable => durable::durable(ctx, args, progress).await,
                 Scenario::Connections => connections::connections(ctx, args, progress).await,
+                Scenario::Fanout => fanout::fanout(ctx, args, members, progress).await,
                 Scenario::All => bail!("'all' is expanded before running"),
             }
         }

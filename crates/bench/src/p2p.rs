@@ -1,4 +1,5 @@
-//! Logging in to the p2pchat relay and matching the pairs it made.
+//! Logging in to the p2pchat relay and matching the pairs it made (`greet`, the `Hello` and
+//! `Welcome` exchange, also serves `room`).
 //!
 //! Clients log in concurrently, each with an identity of its own: `Hello`, then, once `Welcome`
 //! brings the challenge, `Nick` with the key and the signature over it. Each one waits until
@@ -13,7 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use p2pchat_proto::{encode_to_vec, ConversationInfo, Frame, PublicKey, PROTOCOL_VERSION};
+use p2pchat_proto::{
+    encode_to_vec, Challenge, ConversationInfo, Frame, PublicKey, PROTOCOL_VERSION,
+};
 use p2pchat_secure::e2e::sealed_len;
 use p2pchat_secure::{Channel, Identity};
 
@@ -36,8 +39,6 @@ pub struct Login {
     pub companion_key: PublicKey,
     /// The conversation's last sequence number when it joined.
     pub last_seq: u64,
-    /// Heartbeat interval announced in `Welcome`.
-    pub heartbeat_ms: u32,
     /// Longest message body the relay accepts (from `Welcome`).
     pub max_message: u32,
     /// Write side.
@@ -74,13 +75,7 @@ pub async fn logins(
     let shared = ctx.clone();
     bounded(count, ctx.concurrency, progress, on_each, move |k| {
         let ctx = shared.clone();
-        async move {
-            let login = login(&ctx, tag, k).await?;
-            // Known as soon as the first client is in, for the keepalive.
-            ctx.heartbeat_ms
-                .fetch_min(login.heartbeat_ms, Ordering::Relaxed);
-            Ok(login)
-        }
+        async move { login(&ctx, tag, k).await }
     })
     .await
 }
@@ -93,8 +88,57 @@ struct Pairing {
     companion: Option<String>,
     /// A client of another run the relay paired us with for now.
     stranger: Option<String>,
-    heartbeat_ms: u32,
-    max_message: u32,
+}
+
+/// A connection that said `Hello` and got `Welcome`, ready to log in.
+pub struct Greeted {
+    /// Write side.
+    pub writer: Writer,
+    /// Read side (handing `Ack` and `Conversation` frames on, see `keep_bookkeeping`).
+    pub reader: Reader,
+    /// The challenge to sign in `Nick` (the heartbeat went to `Ctx::heartbeat_ms`).
+    pub challenge: Challenge,
+    /// Longest message body the relay accepts.
+    pub max_message: u32,
+}
+
+/// Connects the `index`-th connection of a run, says `Hello` and waits for `Welcome`; fails if
+/// the relay would refuse message bodies of `body` bytes.
+pub async fn greet(ctx: &Ctx, index: usize, body: usize) -> Result<Greeted> {
+    let stream = connect(ctx.addr, ctx.source(index)).await?;
+    let link = ctx.security.wrap(stream).await?;
+    let (writer, mut reader) = split(link, Proto::Framed, ctx.max_len());
+    let hello = encode_to_vec(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        features: 0,
+        client: concat!("p2pchat-bench ", env!("CARGO_PKG_VERSION")).into(),
+    });
+    writer.send(&hello).await?;
+    reader.keep_bookkeeping(true);
+    let (challenge, heartbeat_ms, max_message) = reader
+        .next(|event| match event {
+            Event::Frame(Frame::Welcome {
+                max_message,
+                heartbeat_ms,
+                challenge,
+                ..
+            }) => {
+                if (max_message as usize) < body {
+                    bail!("the relay accepts message bodies up to {max_message} bytes, not {body}");
+                }
+                Ok(Some((challenge, heartbeat_ms, max_message)))
+            }
+            other => bail!("unexpected {other:?} instead of Welcome"),
+        })
+        .await?;
+    // Known as soon as the first client is in, for the keepalive.
+    ctx.heartbeat_ms.fetch_min(heartbeat_ms, Ordering::Relaxed);
+    Ok(Greeted {
+        writer,
+        reader,
+        challenge,
+        max_message,
+    })
 }
 
 /// Connects client `index` of scenario `tag`, logs in as `nick(prefix, index)` (the prefix
@@ -103,45 +147,20 @@ struct Pairing {
 async fn login(ctx: &Ctx, tag: char, index: usize) -> Result<Login> {
     let prefix = format!("{}{tag}", ctx.run_id);
     let nick = nick(&prefix, index);
-    let size = ctx.size;
-    let stream = connect(ctx.addr, ctx.source(index)).await?;
-    let link = ctx.security.wrap(stream).await?;
-    let (writer, mut reader) = split(link, Proto::Framed, ctx.max_len());
-    let identity = ctx.security.identity(tag, index);
-    let hello = encode_to_vec(&Frame::Hello {
-        version: PROTOCOL_VERSION,
-        features: 0,
-        client: concat!("p2pchat-bench ", env!("CARGO_PKG_VERSION")).into(),
-    });
-    writer.send(&hello).await?;
-    reader.keep_bookkeeping(true);
-    let mut state = Pairing::default();
-    let e2e = ctx.security.e2e();
-    let welcome = |state: &mut Pairing, event: Event<'_>| match event {
-        Event::Frame(Frame::Welcome {
-            max_message,
-            heartbeat_ms,
-            challenge,
-            ..
-        }) => {
-            let body = if e2e {
-                sealed_len(std::iter::once(size))
-            } else {
-                size
-            };
-            if (max_message as usize) < body {
-                bail!("the relay accepts message bodies up to {max_message} bytes, not {body}");
-            }
-            state.heartbeat_ms = heartbeat_ms;
-            state.max_message = max_message;
-            Ok(Some(challenge))
-        }
-        other => bail!("unexpected {other:?} instead of Welcome"),
+    let body = if ctx.security.e2e() {
+        sealed_len(std::iter::once(ctx.size))
+    } else {
+        ctx.size
     };
-    let challenge = reader
-        .next(|event| welcome(&mut state, event))
+    let Greeted {
+        writer,
+        mut reader,
+        challenge,
+        max_message,
+    } = greet(ctx, index, body)
         .await
         .with_context(|| format!("logging in as {nick}"))?;
+    let identity = ctx.security.identity(tag, index);
     let proof = identity.sign_login(&challenge, &nick);
     let login = encode_to_vec(&Frame::Nick {
         nick: nick.clone(),
@@ -149,6 +168,7 @@ async fn login(ctx: &Ctx, tag: char, index: usize) -> Result<Login> {
         proof,
     });
     writer.send(&login).await?;
+    let mut state = Pairing::default();
     let info = reader
         .next(|event| pairing(&mut state, &prefix, event))
         .await
@@ -161,8 +181,7 @@ async fn login(ctx: &Ctx, tag: char, index: usize) -> Result<Login> {
         companion: info.companion,
         companion_key: info.companion_key,
         last_seq: info.last_seq,
-        heartbeat_ms: state.heartbeat_ms,
-        max_message: state.max_message,
+        max_message,
         writer,
         reader,
     })

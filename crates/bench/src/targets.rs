@@ -327,7 +327,7 @@ async fn pubsub_conversation(
 }
 
 /// One side: subscribed to `listen` if given, publishing to `dest` if `sends`.
-async fn pubsub_side(
+pub async fn pubsub_side(
     ctx: &Ctx,
     k: usize,
     listen: Option<&String>,

@@ -29,6 +29,9 @@ pub enum Outcome {
     Received(Instant),
     /// Round-trip times, in nanoseconds.
     Rtts(Vec<u64>),
+    /// A fanout receiver got every message, the last at `at`; `waits` holds, for the messages
+    /// it was the last member to receive, the time from sending to that receipt.
+    LastReceipts { at: Instant, waits: Latencies },
     /// Every message of a sender was acknowledged, the last at `last`; how long each waited,
     /// and how many frames carried them.
     Acked {

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use p2pchat_proto::{
     decode, peek_header, ChatMessage, DecodeError, Frame, FrameType, HEADER_LEN, MESSAGE_HEAD,
+    SAID_HEAD,
 };
 
 /// Which wire format a connection speaks.
@@ -25,6 +26,8 @@ pub enum Proto {
 pub enum Parsed {
     /// A message; the range is its payload within the parsed buffer.
     Message(Range<usize>),
+    /// A p2pchat room message (`Said`); the range is its body within the parsed buffer.
+    Said(Range<usize>),
     /// A p2pchat frame other than `Message`.
     Frame(Frame),
     /// Redis integer reply (the answer to `PUBLISH`: number of receivers).
@@ -92,6 +95,15 @@ fn parse_framed(buf: &[u8], max: usize) -> ParseResult {
     if header.type_byte == FrameType::Message as u8 && len > HEADER_LEN + MESSAGE_HEAD {
         // The hot path: no allocation, the caller checks the text itself.
         return Ok(Some((Parsed::Message(HEADER_LEN + MESSAGE_HEAD..len), len)));
+    }
+    if header.type_byte == FrameType::Said as u8 && len > HEADER_LEN + SAID_HEAD {
+        // The same for room messages: the body follows the author's name, whose length is the
+        // last byte of the fixed fields. A body that would be empty goes to the decoder, which
+        // refuses it.
+        let body = HEADER_LEN + SAID_HEAD + usize::from(buf[HEADER_LEN + SAID_HEAD - 1]);
+        if body < len {
+            return Ok(Some((Parsed::Said(body..len), len)));
+        }
     }
     match decode(buf, max).map_err(WireError::Frame)? {
         Some((frame, used)) => Ok(Some((Parsed::Frame(frame), used))),
@@ -323,7 +335,6 @@ impl Encoder {
     }
 
     /// Appends a message with this exact payload (of the encoder's size).
-    #[cfg(test)]
     pub fn raw(&self, out: &mut Vec<u8>, payload: &[u8]) {
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(payload);

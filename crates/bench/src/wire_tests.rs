@@ -10,6 +10,7 @@ fn parse_all(proto: Proto, buf: &[u8]) -> (Vec<Parsed>, usize) {
         items.push(match item {
             Parsed::Message(range) => Parsed::Message(range.start + pos..range.end + pos),
             Parsed::Bulk(range) => Parsed::Bulk(range.start + pos..range.end + pos),
+            Parsed::Said(range) => Parsed::Said(range.start + pos..range.end + pos),
             other => other,
         });
         pos += used;
@@ -186,4 +187,41 @@ fn bad_xadd_replies_are_refused() {
         assert_eq!(stream_id(bad), None, "{:?}", String::from_utf8_lossy(bad));
     }
     assert_eq!(stream_id(b"0-0"), Some((0, 0)));
+}
+
+#[test]
+fn said_frames_yield_their_body_whatever_the_author() {
+    for author in ["", "alice", "a-much-longer-nickname-of-32-ch"] {
+        let body = vec![0xA5; 190];
+        let said = p2pchat_proto::RoomMessage {
+            seq: 7,
+            sent_ms: 1_700_000_000_000,
+            id: [3; 16],
+            author: author.into(),
+            body: body.clone(),
+        };
+        let frame = p2pchat_proto::encode_to_vec(&Frame::Said(said.clone()));
+        let mut buf = frame.clone();
+        buf.extend_from_slice(&frame);
+        let (items, left) = parse_all(Proto::Framed, &buf);
+        assert_eq!((items.len(), left), (2, 0));
+        for item in items {
+            let Parsed::Said(range) = item else {
+                panic!("not a room message: {item:?}");
+            };
+            assert_eq!(&buf[range], &body[..]);
+        }
+        // The decoder agrees on what the frame holds.
+        assert_eq!(
+            decode(&frame, MAX).unwrap(),
+            Some((Frame::Said(said), frame.len()))
+        );
+        for cut in 0..frame.len() {
+            assert_eq!(
+                parse(Proto::Framed, &frame[..cut], MAX),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
+    }
 }
