@@ -354,16 +354,21 @@ impl RoomKeys {
         id: &MessageId,
         body: &[u8],
     ) -> Result<Opened, RoomError> {
+        let key = self.key_of(author, epoch)?;
+        let plain = envelope::open_message(key, names, epoch, id, body)?;
+        Ok(Opened::Message(plain))
+    }
+
+    /// `author`'s (folded) sender key for `epoch`: this client's own, or one it was sent.
+    fn key_of(&self, author: &str, epoch: u32) -> Result<&SenderKey, RoomError> {
         let epochs = if author == self.me {
             Some(&self.own)
         } else {
             self.others.get(author).map(|(_, epochs)| epochs)
         };
-        let key = epochs
+        epochs
             .and_then(|epochs| epochs.get(epoch))
-            .ok_or(RoomError::NoKey)?;
-        let plain = envelope::open_message(key, names, epoch, id, body)?;
-        Ok(Opened::Message(plain))
+            .ok_or(RoomError::NoKey)
     }
 
     /// Remembers `author`'s key for `epoch`, forgetting the author given a key longest ago

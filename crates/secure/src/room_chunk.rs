@@ -66,14 +66,7 @@ impl RoomKeys {
         let (ciphertext, tag) = rest
             .split_last_chunk::<TAG_LEN>()
             .ok_or(E2eError::Truncated)?;
-        let epochs = if author == self.me {
-            Some(&self.own)
-        } else {
-            self.others.get(author).map(|(_, epochs)| epochs)
-        };
-        let key = epochs
-            .and_then(|epochs| epochs.get(epoch))
-            .ok_or(RoomError::NoKey)?;
+        let key = self.key_of(author, epoch)?;
         let names = names(&self.room, author)?;
         let aad = associated_data(&names, epoch, &chunk_tail(transfer, offset));
         let mut plain = ciphertext.to_vec();
