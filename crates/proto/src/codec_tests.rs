@@ -514,3 +514,96 @@ proptest! {
         prop_assert_eq!(ErrorCode::from_u16(code).to_u16(), code);
     }
 }
+
+/// The room frames of docs/PROTOCOL.md section 8, byte for byte.
+#[test]
+fn room_frames_encode_as_the_protocol_document_shows() {
+    use crate::{MemberEntry, NewsKind, RoomAction, RoomEntry, RoomInfo, RoomNews};
+    let hex = |text: &str| -> Vec<u8> {
+        text.split_whitespace()
+            .filter(|part| *part != "|")
+            .map(|byte| u8::from_str_radix(byte, 16).unwrap())
+            .collect()
+    };
+    let key_a = hex("8a 88 e3 dd 74 09 f1 95 fd 52 db 2d 3c ba 5d 72 ca 67 09 bf 1d 94 12 1b f3 74 88 01 b4 0f 6f 5c");
+    let key_b = hex("81 39 77 0e a8 7d 17 5f 56 a3 54 66 c3 4c 7e cc cb 8d 8a 91 b4 ee 37 a2 5d f6 0f 5b 8f c9 b3 94");
+    let ids: [u8; 16] = std::array::from_fn(|i| 0xa0 + i as u8);
+    let cases = [
+        (
+            Frame::Join("lobby".into()),
+            "00 00 00 06 | 1d | 6c 6f 62 62 79".to_owned(),
+        ),
+        (
+            Frame::Room(RoomInfo {
+                room: "lobby".into(),
+                owner: "ann".into(),
+                invite_only: false,
+                last_seq: 7,
+                read_through: 5,
+                last_from_you: 6,
+                last_id_from_you: ids,
+            }),
+            "00 00 00 33 | 1e | 00 00 00 00 00 00 00 07 | 00 00 00 00 00 00 00 05 | 00 00 00 00 00 00 00 06 | a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af | 00 | 03 61 6e 6e | 6c 6f 62 62 79".to_owned(),
+        ),
+        (
+            Frame::Members {
+                more: false,
+                entries: vec![MemberEntry {
+                    nick: "ann".into(),
+                    key: key_a.clone().try_into().unwrap(),
+                    online: true,
+                }],
+            },
+            format!("00 00 00 27 | 1f | 00 | 01 | {} | 03 61 6e 6e", to_hex(&key_a)),
+        ),
+        (
+            Frame::RoomNews(RoomNews {
+                kind: NewsKind::Joined,
+                nick: "bob".into(),
+                key: key_b.clone().try_into().unwrap(),
+            }),
+            format!("00 00 00 25 | 21 | 00 | {} | 62 6f 62", to_hex(&key_b)),
+        ),
+        (
+            Frame::RoomAdmin {
+                action: RoomAction::Kick,
+                nick: "bob".into(),
+            },
+            "00 00 00 05 | 23 | 01 | 62 6f 62".to_owned(),
+        ),
+        (Frame::Part, "00 00 00 01 | 22".to_owned()),
+        (Frame::Rooms, "00 00 00 01 | 24".to_owned()),
+        (
+            Frame::RoomList {
+                total: 1,
+                entries: vec![RoomEntry {
+                    room: "lobby".into(),
+                    members: 2,
+                    online: 1,
+                    invite_only: false,
+                    member: true,
+                }],
+            },
+            "00 00 00 14 | 25 | 00 00 00 01 | 00 00 00 02 | 00 00 00 01 | 02 | 05 6c 6f 62 62 79"
+                .to_owned(),
+        ),
+    ];
+    for (frame, expected) in cases {
+        assert_eq!(encode_to_vec(&frame), hex(&expected), "{frame:?}");
+    }
+    // A Said frame: seq 8, sent_ms 1767225600000, id a0 … af, author "ann", then the body.
+    let mut said = Vec::new();
+    crate::write_said(&mut said, 8, 1_767_225_600_000, &ids, "ann", &[0x02, 0x11]);
+    assert_eq!(
+        said,
+        hex("00 00 00 27 | 20 | 00 00 00 00 00 00 00 08 | 00 00 01 9b 76 da a8 00 | a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af | 03 61 6e 6e | 02 11")
+    );
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
