@@ -146,22 +146,34 @@ impl App {
     /// Shows a companion's message unless its id was shown already. One that cannot be shown
     /// still counts as received, or the relay would deliver it again forever.
     pub(super) fn show_message(&mut self, message: ChatMessage) -> Vec<Effect> {
-        match self.inbox.arrival(message.seq, &message.id) {
-            Arrival::New => {}
-            Arrival::Again => return Vec::new(),
-            Arrival::Renumbered => {
-                let name = printable(self.companion.as_deref().unwrap_or("your companion"));
-                return vec![show(
-                    Style::Error,
-                    format!(
-                        "⚠️ A message from {name} arrived again under a new number (replayed, or \
-                         sent again after the relay crashed); it was not shown twice"
-                    ),
-                )];
-            }
+        let name = self.companion.clone().unwrap_or("your companion".into());
+        if let Some(effects) = self.seen_before(message.seq, &message.id, &name) {
+            return effects;
         }
         self.history.shown(message.seq);
         self.open_live(&message)
+    }
+
+    /// What to show instead of a message from `author` that arrived before: nothing for the
+    /// same copy again, a warning for a copy the relay numbered anew; `None` for a new one.
+    pub(super) fn seen_before(
+        &mut self,
+        seq: u64,
+        id: &p2pchat_proto::MessageId,
+        author: &str,
+    ) -> Option<Vec<Effect>> {
+        match self.inbox.arrival(seq, id) {
+            Arrival::New => None,
+            Arrival::Again => Some(Vec::new()),
+            Arrival::Renumbered => Some(vec![show(
+                Style::Error,
+                format!(
+                    "⚠️ A message from {} arrived again under a new number (replayed, or sent \
+                     again after the relay crashed); it was not shown twice",
+                    printable(author)
+                ),
+            )]),
+        }
     }
 
     pub(super) fn on_ack(&mut self, count: u32, first_seq: u64) -> Vec<Effect> {

@@ -11,7 +11,6 @@ use p2pchat_secure::room::Opened;
 use p2pchat_secure::RoomKeys;
 
 use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, Style};
-use crate::inbox::Arrival;
 use crate::keys::{check_pin, pin_name, PinOutcome};
 use crate::outbox::Batch;
 
@@ -124,18 +123,8 @@ impl App {
 
     /// `Said`: a member's message (or sender key), shown once.
     pub(super) fn on_said(&mut self, message: RoomMessage) -> Vec<Effect> {
-        match self.inbox.arrival(message.seq, &message.id) {
-            Arrival::New => {}
-            Arrival::Again => return Vec::new(),
-            Arrival::Renumbered => {
-                return vec![show(
-                    Style::Error,
-                    format!(
-                        "⚠️ A message from {} arrived again under a new number (replayed, or sent again after the relay crashed); it was not shown twice",
-                        printable(&message.author)
-                    ),
-                )]
-            }
+        if let Some(effects) = self.seen_before(message.seq, &message.id, &message.author) {
+            return effects;
         }
         let Some(view) = self.room.as_mut() else {
             return Vec::new();
