@@ -369,3 +369,19 @@ fn a_member_who_comes_back_later_gets_what_was_said_while_away() {
         "what cy had already seen came again"
     );
 }
+
+#[test]
+fn the_relay_s_room_limits_are_enforced_and_said() {
+    let server = Server::start(&["--max-room-members", "2", "--max-rooms-per-user", "1"]);
+    let ann = member(&server, "ann", "small");
+    let _bob = member(&server, "bob", "small");
+    let cy = server.client_with("cy", &[]);
+    cy.expect("Waiting for a companion");
+    cy.say("/join small");
+    cy.expect("Could not join room small: small is full (at most 2 members)");
+    ann.say("/join other");
+    ann.expect("Could not join room other: you are in as many rooms as this relay allows (1)");
+    // Refused, ann is still in her room.
+    ann.say("/members");
+    ann.expect("👥 small (2): ann (owner), bob");
+}

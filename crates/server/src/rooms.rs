@@ -64,7 +64,7 @@ pub enum RoomError {
     #[error("{0} is full (at most {1} members)")]
     Full(String, usize),
     /// The nickname is in as many rooms as the relay allows.
-    #[error("you are already a member of {0} rooms, the most this relay allows; /leave one first")]
+    #[error("you are in as many rooms as this relay allows ({0}); /leave one first")]
     TooManyRooms(usize),
     /// The relay keeps as many rooms as it may.
     #[error("this relay cannot keep more rooms (its limit of {0} is reached)")]
