@@ -176,7 +176,7 @@ impl App {
                 size,
             } => self.on_offer(transfer, &name, size),
             FileControl::Sent { transfer, sha256 } => self.on_sent(transfer, sha256),
-            FileControl::Accept { transfer, from } => self.on_accept(transfer, from),
+            FileControl::Accept { transfer, from } => self.on_accept(transfer, from, &nick),
             FileControl::Decline { transfer } => match self.take_sending(&transfer) {
                 Some(known) => {
                     let line = show(Style::Notice, format!("📎 {nick} declined {}", known.name));

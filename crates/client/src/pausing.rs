@@ -14,9 +14,10 @@ use crate::events::{FileStamp, FoundPart, SavedOffer};
 use crate::transfers::{share, Side, Stage, Transfer};
 
 impl App {
-    /// The companion accepts a file we offer, from `from` (0, or where an interrupted transfer
-    /// stopped): reading starts there, even if it was already under way (they lost the rest).
-    pub(super) fn on_accept(&mut self, transfer: TransferId, from: u64) -> Vec<Effect> {
+    /// The companion (or room member `who`) accepts a file we offer, from `from` (0, or where an
+    /// interrupted transfer stopped): reading starts there, even if it was already under way
+    /// (they lost the rest).
+    pub(super) fn on_accept(&mut self, transfer: TransferId, from: u64, who: &str) -> Vec<Effect> {
         let offered = self
             .transfers
             .get(&transfer)
@@ -37,7 +38,7 @@ impl App {
         let Side::Sending { path, stamp } = known.side else {
             return Vec::new();
         };
-        let nick = self.companion_name();
+        let nick = who;
         let text = if known.stage == Stage::Offered && from == 0 {
             format!("📎 {nick} accepted {}; sending…", known.name)
         } else {

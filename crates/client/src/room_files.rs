@@ -5,7 +5,6 @@
 //! pieces) makes it start again from there, and members already further on drop what they
 //! have. The file stays offered until the sender stops it or leaves the room. Pure.
 
-use p2pchat_proto::fold_nick;
 use p2pchat_secure::{FileControl, TransferId};
 
 use super::rooming::RoomView;
@@ -72,9 +71,8 @@ impl App {
             FileControl::Accept { transfer, from } if mine => {
                 self.room_accept(&shown, transfer, from)
             }
-            FileControl::Decline { transfer } if mine => {
+            FileControl::Decline { .. } if mine => {
                 let name = known.map(|k| k.name).unwrap_or_default();
-                let _ = transfer;
                 vec![show(Style::Notice, format!("📎 {shown} declined {name}"))]
             }
             FileControl::Cancel { reason, .. } if mine => {
@@ -112,14 +110,7 @@ impl App {
                 return vec![show(Style::Notice, line)];
             }
         }
-        let mut effects = self.on_accept(transfer, from);
-        // `on_accept` speaks of "your companion": say who it is.
-        for effect in &mut effects {
-            if let Effect::Show(line) = effect {
-                line.text = line.text.replace("your companion", shown);
-            }
-        }
-        effects
+        self.on_accept(transfer, from, shown)
     }
 
     /// Back in the same room after a lost connection: files being received are asked for
@@ -150,7 +141,7 @@ impl RoomView {
     pub(super) fn shown(&self, folded: &str) -> String {
         self.members
             .iter()
-            .find(|m| fold_nick(&m.nick) == folded)
-            .map_or_else(|| folded.to_owned(), |m| m.nick.clone())
+            .find(|m| m.folded == folded)
+            .map_or_else(|| folded.to_owned(), |m| m.entry.nick.clone())
     }
 }

@@ -14,13 +14,29 @@ use super::{not_connected, printable, show, App, Effect, Link, Phase, Resync, St
 use crate::keys::{check_pin, pin_name, PinOutcome};
 use crate::outbox::Batch;
 
+/// A member as this client knows it: the folded name (compared on every message) and what the
+/// relay said.
+pub(super) struct Known {
+    pub(super) folded: String,
+    pub(super) entry: MemberEntry,
+}
+
+impl Known {
+    fn new(entry: MemberEntry) -> Self {
+        Self {
+            folded: fold_nick(&entry.nick),
+            entry,
+        }
+    }
+}
+
 /// The room this client is in.
 pub(super) struct RoomView {
     pub(super) name: String,
     folded: String,
     owner: String,
     invite_only: bool,
-    pub(super) members: Vec<MemberEntry>,
+    pub(super) members: Vec<Known>,
     /// A `Members` list is arriving (the next frame continues it).
     pub(super) listing: bool,
     pub(super) keys: RoomKeys,
@@ -107,7 +123,7 @@ impl App {
             view.members.clear();
             view.listing = true;
         }
-        view.members.extend(entries.iter().cloned());
+        view.members.extend(entries.iter().cloned().map(Known::new));
         let mut effects = self.pin_members(&entries);
         let Some(view) = self.room.as_mut() else {
             return effects;
@@ -134,8 +150,8 @@ impl App {
         let Some(key) = view
             .members
             .iter()
-            .find(|m| fold_nick(&m.nick) == author)
-            .map(|m| m.key)
+            .find(|m| m.folded == author)
+            .map(|m| m.entry.key)
         else {
             return vec![show(
                 Style::Error,
@@ -176,10 +192,7 @@ impl App {
         };
         let folded = fold_nick(&news.nick);
         let nick = printable(&news.nick);
-        let position = view
-            .members
-            .iter()
-            .position(|m| fold_nick(&m.nick) == folded);
+        let position = view.members.iter().position(|m| m.folded == folded);
         let text = match news.kind {
             NewsKind::Joined | NewsKind::Online => {
                 let entry = MemberEntry {
@@ -188,8 +201,8 @@ impl App {
                     online: true,
                 };
                 match position {
-                    Some(at) => view.members[at] = entry.clone(),
-                    None => view.members.push(entry.clone()),
+                    Some(at) => view.members[at] = Known::new(entry.clone()),
+                    None => view.members.push(Known::new(entry.clone())),
                 }
                 let text = if news.kind == NewsKind::Joined {
                     view.keys.rotate();
@@ -203,7 +216,7 @@ impl App {
             }
             NewsKind::Offline => {
                 if let Some(at) = position {
-                    view.members[at].online = false;
+                    view.members[at].entry.online = false;
                 }
                 // They may come back as a new process, without the keys they had: what is said
                 // meanwhile goes under a new key, sent to them too, which waits in the history.
@@ -364,8 +377,8 @@ impl App {
             let members: Vec<_> = view
                 .members
                 .iter()
-                .filter(|m| m.key != [0; 32])
-                .map(|m| (fold_nick(&m.nick), m.key))
+                .filter(|m| m.entry.key != [0; 32])
+                .map(|m| (m.folded.clone(), m.entry.key))
                 .collect();
             match view.keys.distribute(&self.identity, &members, &mut next) {
                 Ok(distribution) => {
@@ -421,11 +434,11 @@ fn members_line(view: &RoomView) -> String {
         .members
         .iter()
         .map(|m| {
-            let mut name = printable(&m.nick);
-            if fold_nick(&m.nick) == owner {
+            let mut name = printable(&m.entry.nick);
+            if m.folded == owner {
                 name.push_str(" (owner)");
             }
-            if !m.online {
+            if !m.entry.online {
                 name.push_str(" (away)");
             }
             name

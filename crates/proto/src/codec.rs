@@ -279,10 +279,8 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
         Frame::Online { total, entries } => {
             out.put_u32(*total);
             for entry in entries {
-                let nick = &entry.nick.as_bytes()[..entry.nick.len().min(u8::MAX as usize)];
                 out.put_u8(u8::from(entry.chatting));
-                out.put_u8(nick.len() as u8);
-                out.put_slice(nick);
+                room::put_short(out, &entry.nick);
             }
         }
         Frame::Left { reason, nick } => {
@@ -407,24 +405,9 @@ impl<'a> Fields<'a> {
         let total = self.u32()?;
         let mut entries = Vec::new();
         while !self.rest.is_empty() {
-            let chatting = match self.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(self.malformed("chatting flag is not 0 or 1")),
-            };
-            let len = self.u8()? as usize;
-            let Some((nick, rest)) = self.rest.split_at_checked(len) else {
-                return Err(self.malformed("entry shorter than its length"));
-            };
-            self.rest = rest;
-            let nick = std::str::from_utf8(nick).map_err(|_| DecodeError::InvalidUtf8 {
-                frame_type: self.frame_type,
-                frame_len: self.frame_len,
-            })?;
-            entries.push(OnlineEntry {
-                nick: nick.to_owned(),
-                chatting,
-            });
+            let chatting = self.flag("chatting flag is not 0 or 1")?;
+            let nick = self.short_string()?;
+            entries.push(OnlineEntry { nick, chatting });
         }
         Ok(Frame::Online { total, entries })
     }

@@ -42,7 +42,8 @@ fn short(text: &str) -> &[u8] {
     &text.as_bytes()[..text.len().min(u8::MAX as usize)]
 }
 
-fn put_short(out: &mut impl BufMut, text: &str) {
+/// A string of at most 255 bytes after its length (u8): `Online` entries and room frames.
+pub(super) fn put_short(out: &mut impl BufMut, text: &str) {
     let bytes = short(text);
     out.put_u8(bytes.len() as u8);
     out.put_slice(bytes);
@@ -102,7 +103,7 @@ pub(super) fn encode_room(frame: &Frame, out: &mut impl BufMut) -> bool {
 
 impl Fields<'_> {
     /// A string of at most 255 bytes preceded by its length.
-    fn short_string(&mut self) -> Result<String, DecodeError> {
+    pub(super) fn short_string(&mut self) -> Result<String, DecodeError> {
         let len = self.u8()? as usize;
         let Some((bytes, rest)) = self.rest.split_at_checked(len) else {
             return Err(self.malformed("string shorter than its length"));

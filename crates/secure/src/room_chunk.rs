@@ -7,11 +7,10 @@
 //! in the author's signed `sent` message, so a forged chunk fails the transfer and never
 //! changes a file.
 
-use super::envelope::{associated_data, names};
-use super::{RoomError, RoomKeys, HEAD, KIND_CHUNK, ROOM_VERSION};
+use super::envelope::{associated_data, head, names, open_body, seal_body, split_head};
+use super::{RoomError, RoomKeys, HEAD, KIND_CHUNK};
 use crate::e2e::{E2eError, NONCE_LEN, TAG_LEN};
 use crate::transfer::TransferId;
-use crate::xchacha::XChaCha;
 
 /// Bytes a chunk envelope adds to the file's bytes.
 pub const CHUNK_OVERHEAD: usize = HEAD + NONCE_LEN + TAG_LEN;
@@ -29,20 +28,12 @@ impl RoomKeys {
     ) -> Result<(), E2eError> {
         let (epoch, key) = self.own.0.back().ok_or(E2eError::NoSenderKey)?;
         let names = names(&self.room, &self.me)?;
-        let mut nonce = [0; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| E2eError::NoRandomness)?;
-        out.push(ROOM_VERSION);
-        out.push(KIND_CHUNK);
-        out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        let start = out.len();
-        out.extend_from_slice(data);
+        out.extend_from_slice(&head(KIND_CHUNK, *epoch));
         let aad = associated_data(&names, *epoch, &chunk_tail(transfer, offset));
-        let tag = XChaCha::new(key)
-            .seal(&nonce, &aad, &mut out[start..])
-            .map_err(|_| E2eError::Forged)?;
-        out.extend_from_slice(&tag);
-        Ok(())
+        seal_body(key, &aad, out, |out| {
+            out.extend_from_slice(data);
+            Ok(())
+        })
     }
 
     /// Opens a chunk of `author`'s (folded) transfer `transfer` at `offset`.
@@ -53,27 +44,14 @@ impl RoomKeys {
         offset: u64,
         body: &[u8],
     ) -> Result<Vec<u8>, RoomError> {
-        let (head, rest) = body
-            .split_first_chunk::<HEAD>()
-            .ok_or(E2eError::Truncated)?;
-        if head[0] != ROOM_VERSION || head[1] != KIND_CHUNK {
-            return Err(E2eError::UnknownVersion(head[0]).into());
+        let (kind, epoch, sealed) = split_head(body)?;
+        if kind != KIND_CHUNK {
+            return Err(E2eError::UnknownKind(kind).into());
         }
-        let epoch = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
-        let (nonce, rest) = rest
-            .split_first_chunk::<NONCE_LEN>()
-            .ok_or(E2eError::Truncated)?;
-        let (ciphertext, tag) = rest
-            .split_last_chunk::<TAG_LEN>()
-            .ok_or(E2eError::Truncated)?;
         let key = self.key_of(author, epoch)?;
         let names = names(&self.room, author)?;
         let aad = associated_data(&names, epoch, &chunk_tail(transfer, offset));
-        let mut plain = ciphertext.to_vec();
-        XChaCha::new(key)
-            .open(nonce, &aad, &mut plain, tag)
-            .map_err(|_| E2eError::Forged)?;
-        Ok(plain)
+        Ok(open_body(key, &aad, sealed)?)
     }
 }
 

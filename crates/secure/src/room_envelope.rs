@@ -21,21 +21,9 @@ pub(super) fn seal_message(
     capacity: usize,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), E2eError>,
 ) -> Result<Vec<u8>, E2eError> {
-    let mut nonce = [0; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|_| E2eError::NoRandomness)?;
     let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(&head(KIND_MESSAGE, epoch));
-    out.extend_from_slice(&nonce);
-    let start = out.len();
-    write(&mut out)?;
-    let tag = XChaCha::new(key)
-        .seal(
-            &nonce,
-            &associated_data(names, epoch, id),
-            &mut out[start..],
-        )
-        .map_err(|_| E2eError::Forged)?;
-    out.extend_from_slice(&tag);
+    seal_body(key, &associated_data(names, epoch, id), &mut out, write)?;
     let signature = identity.sign_room(&[names, id, &out]);
     out.extend_from_slice(&signature);
     Ok(out)
@@ -49,6 +37,32 @@ pub(super) fn open_message(
     id: &MessageId,
     body: &[u8],
 ) -> Result<Plain, E2eError> {
+    let plain = open_body(key, &associated_data(names, epoch, id), body)?;
+    parse_plain(&plain)
+}
+
+/// Appends a random nonce, what `write` appends, sealed in place with `key` and `aad`, and the
+/// tag: the sealed part of `MESSAGE` and `CHUNK` envelopes.
+pub(super) fn seal_body(
+    key: &SenderKey,
+    aad: &[u8],
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), E2eError>,
+) -> Result<(), E2eError> {
+    let mut nonce = [0; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| E2eError::NoRandomness)?;
+    out.extend_from_slice(&nonce);
+    let start = out.len();
+    write(out)?;
+    let tag = XChaCha::new(key)
+        .seal(&nonce, aad, &mut out[start..])
+        .map_err(|_| E2eError::Forged)?;
+    out.extend_from_slice(&tag);
+    Ok(())
+}
+
+/// The plaintext of a sealed part (nonce, ciphertext, tag) made by `seal_body`.
+pub(super) fn open_body(key: &SenderKey, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, E2eError> {
     let (nonce, rest) = body
         .split_first_chunk::<NONCE_LEN>()
         .ok_or(E2eError::Truncated)?;
@@ -57,9 +71,22 @@ pub(super) fn open_message(
         .ok_or(E2eError::Truncated)?;
     let mut plain = ciphertext.to_vec();
     XChaCha::new(key)
-        .open(nonce, &associated_data(names, epoch, id), &mut plain, tag)
+        .open(nonce, aad, &mut plain, tag)
         .map_err(|_| E2eError::Forged)?;
-    parse_plain(&plain)
+    Ok(plain)
+}
+
+/// An envelope's kind and epoch, and what follows them; for any room envelope kind.
+pub(super) fn split_head(body: &[u8]) -> Result<(u8, u32, &[u8]), E2eError> {
+    let (&version, _) = body.split_first().ok_or(E2eError::Truncated)?;
+    if version != ROOM_VERSION {
+        return Err(E2eError::UnknownVersion(version));
+    }
+    let (head, rest) = body
+        .split_first_chunk::<HEAD>()
+        .ok_or(E2eError::Truncated)?;
+    let epoch = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
+    Ok((head[1], epoch, rest))
 }
 
 /// The envelope's kind, epoch and the body between them and the signature, if it is a room
@@ -70,21 +97,18 @@ pub(super) fn verified<'a>(
     id: &MessageId,
     body: &'a [u8],
 ) -> Result<(u8, u32, &'a [u8]), RoomError> {
-    let (&version, _) = body.split_first().ok_or(E2eError::Truncated)?;
-    if version != ROOM_VERSION {
-        return Err(E2eError::UnknownVersion(version).into());
+    // The version first: a pair's envelope (or anything else) is told apart whatever its size.
+    if body.first().is_some_and(|&version| version != ROOM_VERSION) {
+        return Err(E2eError::UnknownVersion(body[0]).into());
     }
     let (signed, signature) = body
         .split_last_chunk::<SIGNATURE_LEN>()
         .ok_or(E2eError::Truncated)?;
-    let (head, rest) = signed
-        .split_first_chunk::<HEAD>()
-        .ok_or(E2eError::Truncated)?;
+    let (kind, epoch, rest) = split_head(signed)?;
     if !verify_room(author_key, &[names, id, signed], signature) {
         return Err(RoomError::BadSignature);
     }
-    let epoch = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
-    Ok((head[1], epoch, rest))
+    Ok((kind, epoch, rest))
 }
 
 /// A signed `KEYS` envelope of `entries` for message `id`.
@@ -108,7 +132,7 @@ pub(super) fn keys_envelope(
 }
 
 /// Version, kind and epoch.
-fn head(kind: u8, epoch: u32) -> [u8; HEAD] {
+pub(super) fn head(kind: u8, epoch: u32) -> [u8; HEAD] {
     let [a, b, c, d] = epoch.to_be_bytes();
     [ROOM_VERSION, kind, a, b, c, d]
 }

@@ -197,10 +197,10 @@ impl Session {
     pub(crate) fn send_room_run(&mut self, room: &Room, run: BytesMut) -> Result<(), Unsent> {
         let me = self.me.clone().unwrap_or_default();
         let mut state = room.lock();
-        if !state.serves(&me, self.id) {
+        let Some(at) = state.serving(&me, self.id) else {
             // Replaced, kicked or banned meanwhile: not acknowledged, so not lost.
             return Ok(());
-        }
+        };
         let Numbered {
             run,
             first_seq,
@@ -209,17 +209,12 @@ impl Session {
         } = self.number_run(&room.key, state.last_seq, run)?;
         state.last_seq += count;
         let last_seq = state.last_seq;
-        let author = match state.member_mut(&me) {
-            Some(member) => {
-                member.last_sent = (last_seq, last_id);
-                if member.read_through + count >= last_seq {
-                    member.read_through = last_seq;
-                }
-                member.nick.clone()
-            }
-            None => me.to_string(),
-        };
-        let said = said_run(&run, &author, self.shared.max_frame);
+        let member = &mut state.members[at];
+        member.last_sent = (last_seq, last_id);
+        if member.read_through + count >= last_seq {
+            member.read_through = last_seq;
+        }
+        let said = said_run(&run, count, &member.nick, self.shared.max_frame);
         let slow: Vec<Link> = state
             .online(Some(&me))
             .filter(|link| matches!(link.push_data(said.clone()), Err(Refused::Full(_))))
@@ -534,9 +529,11 @@ fn announce(state: &RoomState, except: Option<&str>, kind: NewsKind, nick: &str,
     }
 }
 
-/// The stamped `Message` frames of `run` as `Said` frames by `author`, in one buffer.
-fn said_run(run: &[u8], author: &str, max_frame: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(run.len() + 64 * author.len().max(1));
+/// The `count` stamped `Message` frames of `run` as `Said` frames by `author`, in one buffer.
+fn said_run(run: &[u8], count: u64, author: &str, max_frame: usize) -> Bytes {
+    // Each frame grows by the author and its length byte.
+    let grows = (count as usize).saturating_mul(1 + author.len().min(u8::MAX as usize));
+    let mut out = BytesMut::with_capacity(run.len().saturating_add(grows));
     let mut offset = 0;
     while let Ok(Some(header)) = peek_header(&run[offset..], max_frame) {
         let end = offset + header.frame_len();

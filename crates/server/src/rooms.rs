@@ -124,9 +124,17 @@ impl RoomState {
 
     /// Whether session `id` is in the room for `folded` now.
     pub fn serves(&self, folded: &str, id: SessionId) -> bool {
-        self.member(folded)
-            .and_then(|m| m.session.as_ref())
-            .is_some_and(|(serving, _)| *serving == id)
+        self.serving(folded, id).is_some()
+    }
+
+    /// Where `folded` is in `members`, if session `id` is in the room for them now.
+    pub fn serving(&self, folded: &str, id: SessionId) -> Option<usize> {
+        self.members.iter().position(|m| {
+            &*m.folded == folded
+                && m.session
+                    .as_ref()
+                    .is_some_and(|(serving, _)| *serving == id)
+        })
     }
 
     /// The mailboxes of the members in the room now, but `except`'s.
