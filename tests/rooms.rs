@@ -385,3 +385,75 @@ fn the_relay_s_room_limits_are_enforced_and_said() {
     ann.say("/members");
     ann.expect("👥 small (2): ann (owner), bob");
 }
+
+#[test]
+fn rooms_lists_open_rooms_and_members_shows_who_is_away() {
+    let server = Server::start(&[]);
+    let ann = member(&server, "ann", "lobby");
+    let mut bob = member(&server, "bob", "lobby");
+    ann.expect("bob joined the room");
+    bob.say("/exit");
+    bob.wait_exit();
+    ann.expect("bob went away");
+    ann.say("/members");
+    ann.expect("👥 lobby (2): ann (owner), bob (away)");
+    let dee = member(&server, "dee", "secret");
+    dee.say("/invite-only on");
+    dee.expect("dee made the room invite-only");
+    let cy = server.client_with("cy", &[]);
+    cy.expect("Waiting for a companion");
+    cy.say("/rooms");
+    // Invite-only rooms are listed to their members only.
+    cy.expect("🏠 Rooms (1): lobby (2 members, 1 here)");
+    dee.say("/rooms");
+    dee.expect(
+        "🏠 Rooms (2): lobby (2 members, 1 here), secret (1 member, 1 here, invite-only, yours)",
+    );
+}
+
+#[test]
+fn room_frames_out_of_place_get_a_clear_error_and_the_connection_goes_on() {
+    use p2pchat_proto::{ErrorCode, Frame, RoomAction};
+    let server = Server::plain(&[]);
+    let (mut raw, _) = support::Raw::login(server.port, "raw");
+    let refused = |raw: &mut support::Raw, frame: Frame, code: ErrorCode| {
+        raw.send(&frame);
+        match raw.recv_until(|f| matches!(f, Frame::Error { .. })) {
+            Frame::Error {
+                code: got,
+                fatal,
+                text,
+            } => {
+                assert_eq!(got, code, "{text}");
+                assert!(!fatal, "{text}");
+            }
+            _ => unreachable!(),
+        }
+    };
+    refused(
+        &mut raw,
+        Frame::Join("two words".into()),
+        ErrorCode::RoomInvalid,
+    );
+    refused(&mut raw, Frame::Join(String::new()), ErrorCode::RoomInvalid);
+    refused(&mut raw, Frame::Part, ErrorCode::NotInRoom);
+    let kick = Frame::RoomAdmin {
+        action: RoomAction::Kick,
+        nick: "ann".into(),
+    };
+    refused(&mut raw, kick, ErrorCode::NotInRoom);
+    let said = Frame::Said(p2pchat_proto::RoomMessage {
+        seq: 1,
+        sent_ms: 0,
+        id: [1; 16],
+        author: "raw".into(),
+        body: vec![1],
+    });
+    refused(&mut raw, said, ErrorCode::UnexpectedFrame);
+    // Still logged in, still answered.
+    raw.send(&Frame::Ping(7));
+    assert_eq!(
+        raw.recv_until(|f| matches!(f, Frame::Pong(_))),
+        Frame::Pong(7)
+    );
+}
